@@ -1,0 +1,37 @@
+# The README's commands. Everything installs into .venv; nothing relies on packages installed by hand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch is pinned first so that the package's `torch>=2.4` is already satisfied by the CPU build;
+# an unpinned resolve would pull a multi-GB CUDA build.
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: install demo test test-fast lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_PIN)
+	$(BIN)/python -m pip install -q -e ".[dev,tensorflow]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/ptychopinn demo --output-dir demo_output
+
+test: install
+	$(BIN)/python -m pytest -q -ra
+
+test-fast: install
+	$(BIN)/python -m pytest -q -ra -m "not slow"
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/train_infer.py
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache

@@ -1,0 +1,78 @@
+"""Probe utilities: synthetic probes, the probe mask and probe normalisation (SPEC §2–§3)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+PROBE_KINDS = ("disk", "defocused")
+
+
+def _radius_grid(n: int) -> np.ndarray:
+    """Distance of every pixel from the patch centre (N/2, N/2), in pixels."""
+    coords = np.arange(n) - n / 2
+    return np.hypot(coords[:, None], coords[None, :])
+
+
+def probe_mask(n: int) -> np.ndarray:
+    """The probe mask M: a disk of radius N/4 centred at (N/2, N/2), float32 in {0, 1}."""
+    return (_radius_grid(n) <= n / 4).astype(np.float32)
+
+
+def make_probe(
+    n: int,
+    kind: str = "disk",
+    radius: float | None = None,
+    defocus: float = 0.0,
+) -> np.ndarray:
+    """A synthetic probe on the object pixel grid, complex64, peak amplitude 1.
+
+    ``disk``: a smooth-edged disk of ``radius`` (default N/6) with an optional quadratic
+    (defocus) phase of ``defocus`` radians at the disk edge.
+
+    ``defocused``: a focusing optic's field out of focus — a circular pupil (in-focus spot about
+    ``radius``/3) with a quadratic pupil phase that spreads the beam to a geometric radius of about
+    ``radius``; ``defocus`` (radians at the pupil edge) overrides that phase. This gives the ring
+    structure and phase curvature of a real defocused zone-plate probe.
+    """
+    radius = n / 6 if radius is None else float(radius)
+    if kind == "disk":
+        return _smooth_disk_probe(n, radius, defocus)
+    if kind == "defocused":
+        return _defocused_probe(n, radius, defocus or None)
+    raise ValueError(f"unknown probe kind {kind!r}; choose one of {PROBE_KINDS}")
+
+
+def _smooth_disk_probe(n: int, radius: float, defocus: float) -> np.ndarray:
+    r = _radius_grid(n)
+    edge_width = max(radius / 6, 0.75)
+    amplitude = 0.5 * (1 - np.tanh((r - radius) / edge_width))
+    phase = defocus * (r / radius) ** 2
+    return (amplitude * np.exp(1j * phase)).astype(np.complex64)
+
+
+def _defocused_probe(n: int, radius: float, defocus: float | None) -> np.ndarray:
+    # An Airy spot of first-zero radius ρ comes from a pupil of radius 0.61·N/ρ frequency pixels.
+    pupil_radius = min(0.61 * n / max(radius / 3, 1.0), n / 2 - 2)
+    # A pupil phase D·(k/k_p)² tilts edge rays by 2D/k_p rad per frequency pixel, i.e. moves
+    # them D·N/(π·k_p) pixels: choose D so that this geometric radius equals `radius`.
+    defocus = np.pi * pupil_radius * radius / n if defocus is None else defocus
+    r = _radius_grid(n)
+    pupil = 0.5 * (1 - np.tanh((r - pupil_radius) / 1.0))
+    pupil = pupil * np.exp(1j * defocus * (r / pupil_radius) ** 2)
+    field = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(pupil), norm="ortho"))
+    return (field / np.abs(field).max()).astype(np.complex64)
+
+
+def normalize_probe(
+    probe: np.ndarray, probe_scale: float = 4.0, use_mask: bool = False
+) -> np.ndarray:
+    """P_n = P / (probe_scale · mean over all N² pixels of |M · P|) (SPEC §3), complex64.
+
+    Without the mask, M is all ones.
+    """
+    probe = np.asarray(probe)
+    weights = probe_mask(probe.shape[-1]) if use_mask else 1.0
+    denominator = probe_scale * np.mean(np.abs(weights * probe.astype(np.complex128)))
+    if not np.isfinite(denominator) or denominator <= 0:
+        raise ValueError("cannot normalise a probe whose (masked) amplitude is zero everywhere")
+    return (probe / denominator).astype(np.complex64)

@@ -1,0 +1,100 @@
+"""The scale contract (SPEC §3): every scale factor, computed once by one function, persisted.
+
+Training, inference, diagnostics and both backends read the same :class:`ScaleContract`; the
+input scale of the data being reconstructed is always computed by :func:`input_scale`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+
+def mean_total_counts(diffraction: np.ndarray) -> float:
+    """n̄ = mean over patterns of Σ X² (float64): mean total counts when X = sqrt(counts)."""
+    x = np.asarray(diffraction, dtype=np.float64)
+    if x.ndim < 2 or x.size == 0:
+        raise ValueError("diffraction must be a non-empty stack of patterns")
+    return float(np.mean(np.sum(x**2, axis=(-2, -1)).reshape(-1)))
+
+
+def input_scale(diffraction: np.ndarray) -> float:
+    """a = sqrt((N/2)² / mean_patterns Σ X²), so the mean pattern energy of a·X is (N/2)²."""
+    n = np.asarray(diffraction).shape[-1]
+    energy = mean_total_counts(diffraction)
+    if not energy > 0:
+        raise ValueError("diffraction has zero total energy; cannot normalise it")
+    return math.sqrt((n / 2) ** 2 / energy)
+
+
+def normalize_diffraction(diffraction: np.ndarray, scale: float) -> np.ndarray:
+    """X_n = a · X as float32 (the product is formed in float64)."""
+    return (np.asarray(diffraction, dtype=np.float64) * scale).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ScaleContract:
+    """All scale factors of one model (SPEC §3).
+
+    ``photon_scale`` S maps normalised amplitudes to counts: λ̂ = (S·Â_n)², k = (S·X_n)².
+    ``input_scale`` and ``mean_counts`` are the training data's a and n̄ (kept for diagnostics;
+    inference computes a afresh from the data being reconstructed).
+    """
+
+    patch_size: int
+    probe_scale: float
+    probe_mask: bool
+    input_scale: float
+    mean_counts: float
+    photon_scale: float
+
+    @classmethod
+    def from_training_data(
+        cls,
+        diffraction: np.ndarray,
+        *,
+        probe_scale: float = 4.0,
+        probe_mask: bool = False,
+        nphotons: float | None = None,
+    ) -> ScaleContract:
+        """Build the contract from training amplitudes.
+
+        ``nphotons`` overrides the measured n̄ only for data that are not in counts.
+        """
+        n = int(np.asarray(diffraction).shape[-1])
+        measured = mean_total_counts(diffraction)
+        mean_counts = float(nphotons) if nphotons is not None else measured
+        if not mean_counts > 0:
+            raise ValueError(f"mean counts per pattern must be positive, got {mean_counts}")
+        return cls(
+            patch_size=n,
+            probe_scale=float(probe_scale),
+            probe_mask=bool(probe_mask),
+            input_scale=input_scale(diffraction),
+            mean_counts=mean_counts,
+            photon_scale=math.sqrt(mean_counts) / (n / 2),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> ScaleContract:
+        expected = set(cls.__dataclass_fields__)
+        missing, extra = expected - set(payload), set(payload) - expected
+        if missing or extra:
+            raise ValueError(
+                f"scale contract fields mismatch: missing {sorted(missing)}, unknown {sorted(extra)}"
+            )
+        return cls(**payload)
+
+    @classmethod
+    def from_json(cls, text: str) -> ScaleContract:
+        return cls.from_dict(json.loads(text))

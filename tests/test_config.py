@@ -1,0 +1,59 @@
+"""Settings: defaults, validation, file round trips and precedence."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from ptychopinn.config import HeadKind, LossKind, Settings, resolve_settings
+
+
+def test_defaults_follow_the_spec():
+    s = Settings()
+    assert (s.data.gridsize, s.data.neighbor_count, s.physics.probe_scale) == (2, 4, 4.0)
+    assert (s.training.batch_size, s.training.learning_rate, s.training.epochs) == (16, 1e-3, 50)
+    assert (s.training.lr_factor, s.training.lr_patience, s.training.min_lr) == (0.5, 2, 1e-4)
+    assert s.training.validation_fraction == 0.05
+    assert s.training.loss == {LossKind.poisson: 1.0}
+    assert s.model.head is HeadKind.full and s.inference.stitch_crop == 20
+    assert s.object_big is True
+
+
+def test_object_big_follows_gridsize_unless_explicit():
+    assert resolve_settings(overrides={"data": {"gridsize": 1}}).object_big is False
+    explicit = resolve_settings(overrides={"data": {"gridsize": 2}, "model": {"object_big": False}})
+    assert explicit.object_big is False
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_round_trip(tmp_path, suffix):
+    s = resolve_settings(overrides={"training": {"loss": "poisson=1,mae=0.25", "epochs": 3}})
+    path = s.save(tmp_path / f"settings{suffix}")
+    assert Settings.load(path) == s
+
+
+def test_unknown_fields_and_bad_choices_are_rejected(tmp_path):
+    with pytest.raises(ValidationError, match="extra"):
+        Settings.model_validate({"training": {"epoch": 3}})
+    with pytest.raises(ValidationError):
+        Settings.model_validate({"model": {"head": "sideways"}})
+    with pytest.raises(ValidationError, match="positive weight"):
+        resolve_settings(overrides={"training": {"loss": "mae=0"}})
+    with pytest.raises(ValidationError, match="neighbor_count"):
+        resolve_settings(overrides={"data": {"gridsize": 3, "neighbor_count": 4}})
+
+
+def test_flag_beats_file_beats_default(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("training:\n  epochs: 7\n  batch_size: 8\ndata:\n  gridsize: 1\n")
+    s = resolve_settings(path, {"training": {"epochs": 2, "batch_size": None}})
+    assert s.training.epochs == 2  # flag
+    assert s.training.batch_size == 8  # file (the unset flag does not count)
+    assert s.data.gridsize == 1 and s.training.learning_rate == 1e-3  # file, default
+
+
+def test_non_mapping_file_is_an_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="mapping"):
+        resolve_settings(path)
