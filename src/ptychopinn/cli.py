@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ptychopinn.config import HeadKind
+
 log = logging.getLogger("ptychopinn")
 
 
@@ -94,7 +96,220 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = [_add_simulate, _add_inspect]
+def _add_train(commands) -> None:
+    p = commands.add_parser(
+        "train",
+        parents=[_common_options()],
+        help="train the PINN on a scan (no ground truth needed)",
+        description="Train the physics-informed network on a scan's diffraction alone. Writes "
+        "DIR/model.pinn, DIR/config.yaml (resolved settings), DIR/metrics.csv, "
+        "DIR/training_curves.png and checkpoints under DIR/checkpoints/. Settings come from the "
+        "defaults, then --config FILE, then the flags given. Predecessor spellings are accepted "
+        "as aliases (--train_data_file, --output_dir, --n_images, --nepochs, ...).",
+        formatter_class=_HelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument("--train-data", "--train_data_file", dest="train_data", type=Path, required=True,
+                   help="training scan .npz")
+    p.add_argument("--test-data", "--test_data_file", dest="test_data", type=Path, default=None,
+                   help="scan to reconstruct (and evaluate, if it has objectGuess) after training")
+    p.add_argument("--output-dir", "--output_dir", dest="output_dir", type=Path, required=True)
+    p.add_argument("--config", type=Path, default=None, help="YAML/JSON settings file")
+    p.add_argument("--resume", type=Path, default=None, help="continue from a Lightning checkpoint")
+    _add_setting_flags(p)
+    p.set_defaults(handler=_cmd_train)
+
+
+def _add_setting_flags(p: argparse.ArgumentParser) -> None:
+    """Flags that override settings; None (not given) leaves the file/default value."""
+    group = p.add_argument_group("settings (override --config)")
+    flag = group.add_argument
+    flag("--gridsize", type=int, default=None, help="C = gridsize² patches per group [2]")
+    flag("--neighbor-count", "--neighbor_count", dest="neighbor_count", type=int, default=None,
+         help="K nearest neighbours a group is drawn from [4]")
+    flag("--n-groups", "--n_groups", "--n_images", dest="n_groups", type=int, default=None,
+         help="number of groups to train on [one per scan position]")
+    flag("--epochs", "--nepochs", "--max_epochs", dest="epochs", type=int, default=None,
+         help="maximum epochs [50]")
+    flag("--batch-size", "--batch_size", dest="batch_size", type=int, default=None, help="groups per batch [16]")
+    flag("--lr", type=float, default=None, help="Adam learning rate [1e-3]")
+    flag("--loss", "--torch-loss-mode", dest="loss", default=None,
+         help="poisson | mae | mse, or a weighted sum such as poisson=1,mae=0.1 [poisson]")
+    flag("--n-filters-scale", dest="n_filters_scale", type=int, default=None,
+         help="filter multiplier s of the cnn [2]")
+    flag("--head", choices=[h.value for h in HeadKind], default=None,
+         help="object head: full field, central N/2 (predecessor) or central + border branch [full]")
+    flag("--object-big", dest="object_big", action=argparse.BooleanOptionalAction, default=None,
+         help="merge each group's patches into one canvas [on for gridsize > 1]")
+    flag("--probe-mask", dest="probe_mask", action=argparse.BooleanOptionalAction, default=None,
+         help="multiply exit waves by a disk of radius N/4 [off]")
+    flag("--nphotons", type=float, default=None,
+         help="mean counts per pattern, only for data that are not in counts")
+    flag("--intensity", action="store_true", default=None, help="input files hold intensities")
+    flag("--accelerator", default=None, help="auto | cpu | gpu | cuda | mps [auto: GPU when present]")
+    flag("--devices", default=None, help="devices for the Lightning Trainer [1]")
+    flag("--precision", default=None, help="Lightning precision, e.g. 32-true, bf16-mixed [32-true]")
+    flag("--deterministic", action="store_true", default=None, help="deterministic algorithms")
+    flag("--seed", type=int, default=None, help="seed for grouping, split and initialisation [0]")
+
+
+def _setting_overrides(args: argparse.Namespace) -> dict:
+    devices = args.devices
+    if isinstance(devices, str) and devices.isdigit():
+        devices = int(devices)
+    return {
+        "data": {"gridsize": args.gridsize, "neighbor_count": args.neighbor_count,
+                 "n_groups": args.n_groups, "intensity": args.intensity, "seed": args.seed},
+        "physics": {"probe_mask": args.probe_mask, "nphotons": args.nphotons},
+        "model": {"n_filters_scale": args.n_filters_scale, "head": args.head,
+                  "object_big": args.object_big},
+        "training": {"epochs": args.epochs, "batch_size": args.batch_size,
+                     "learning_rate": args.lr, "loss": args.loss, "seed": args.seed,
+                     "accelerator": args.accelerator, "devices": devices,
+                     "precision": args.precision, "deterministic": args.deterministic},
+    }
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ptychopinn.config import resolve_settings
+    from ptychopinn.workflow import train_with_summary
+
+    settings = resolve_settings(args.config, _setting_overrides(args))
+    summary = train_with_summary(args.train_data, args.output_dir, settings, resume=args.resume,
+                                 quiet=args.quiet)
+    print(f"trained {summary.epochs_run} epochs on {summary.device}; model: {summary.model_path}")
+    if args.test_data:
+        _reconstruct_and_report(summary.model, args.test_data, args.output_dir / "test", args)
+    return 0
+
+
+def _add_infer(commands) -> None:
+    p = commands.add_parser(
+        "infer",
+        parents=[_common_options()],
+        help="reconstruct a scan with a trained model",
+        description="Group the scan with the model's settings, normalise it with the scale "
+        "contract's function, stream it through the model and stitch the object in object pixel "
+        "coordinates. Writes OUT/reconstruction.npz (object, amplitude, phase, coverage, "
+        "origin_xy), OUT/amplitude.png and OUT/phase.png.",
+        formatter_class=_HelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument("--model", "--model_path", dest="model", type=Path, required=True,
+                   help="model.pinn, or the training output directory holding it")
+    p.add_argument("--data", "--test_data", dest="data", type=Path, required=True, help="scan .npz")
+    p.add_argument("--output-dir", "--output_dir", dest="output_dir", type=Path, required=True)
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=None,
+                   help="groups per forward pass [64]")
+    p.add_argument("--n-groups", "--n_groups", "--n_images", dest="n_groups", type=int, default=None,
+                   help="groups to reconstruct [one per scan position]")
+    p.add_argument("--accelerator", default=None, help="auto | cpu | gpu | cuda | mps [auto]")
+    p.add_argument("--stitch-crop", dest="stitch_crop", type=int, default=None,
+                   help="side M of the central crop each patch contributes [20]")
+    p.add_argument("--stitch-weighting", dest="stitch_weighting", choices=["crop", "probe"],
+                   default=None, help="hard central crop, or |probe|² weights [crop]")
+    p.set_defaults(handler=_cmd_infer)
+
+
+def _cmd_infer(args: argparse.Namespace) -> int:
+    from ptychopinn.model_store import load_model
+
+    model_path = args.model / "model.pinn" if args.model.is_dir() else args.model
+    _reconstruct_and_report(load_model(model_path), args.data, args.output_dir, args)
+    return 0
+
+
+def _reconstruct_and_report(model, data: Path, output_dir: Path, args: argparse.Namespace):
+    from ptychopinn.data import load_scan
+    from ptychopinn.plots import plot_reconstruction_channel
+    from ptychopinn.workflow import reconstruct
+
+    scan = load_scan(data, intensity=model.settings.data.intensity)
+    result = reconstruct(
+        model, scan, batch_size=getattr(args, "batch_size", None), n_groups=getattr(args, "n_groups", None),
+        accelerator=getattr(args, "accelerator", None), stitch_crop=getattr(args, "stitch_crop", None),
+        stitch_weighting=getattr(args, "stitch_weighting", None), show_progress=not args.quiet,
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    result.save(output_dir / "reconstruction.npz")
+    plot_reconstruction_channel(result, "amplitude", output_dir / "amplitude.png")
+    plot_reconstruction_channel(result, "phase", output_dir / "phase.png")
+    print(f"reconstruction {result.object.shape[0]}×{result.object.shape[1]} "
+          f"(origin x={result.origin_xy[0]:g}, y={result.origin_xy[1]:g}): "
+          f"{output_dir / 'reconstruction.npz'}")
+    if scan.object is not None:
+        metrics = _evaluate_and_write(result, scan, output_dir)
+        print(_headline(metrics))
+    return result
+
+
+def _add_evaluate(commands) -> None:
+    p = commands.add_parser(
+        "evaluate",
+        parents=[_common_options()],
+        help="score a reconstruction against the reference object",
+        description="Register the reconstruction to the scan's objectGuess over the scanned "
+        "region, remove phase offset and plane, and report MAE, PSNR, SSIM, NRMSE and FRC. "
+        "Writes metrics.json and comparison.png.",
+        formatter_class=_HelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument("--recon", type=Path, required=True, help="reconstruction.npz")
+    p.add_argument("--truth", type=Path, required=True, help="scan .npz with objectGuess")
+    p.add_argument("--output-dir", "--output_dir", dest="output_dir", type=Path, default=None,
+                   help="where to write metrics.json and comparison.png [next to --recon]")
+    p.set_defaults(handler=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from ptychopinn.data import load_scan
+    from ptychopinn.reconstruction import Reconstruction
+
+    output_dir = args.output_dir or args.recon.parent
+    metrics = _evaluate_and_write(Reconstruction.load(args.recon), load_scan(args.truth), output_dir)
+    print(_headline(metrics))
+    print(f"metrics: {output_dir / 'metrics.json'}; figure: {output_dir / 'comparison.png'}")
+    return 0
+
+
+def _evaluate_and_write(reconstruction, scan, output_dir: Path) -> dict:
+    from ptychopinn.evaluation import evaluate_and_plot
+
+    return evaluate_and_plot(reconstruction, scan, output_dir)
+
+
+def _headline(metrics: dict) -> str:
+    return (f"phase SSIM {metrics['phase_ssim']:.3f}, amplitude SSIM {metrics['amplitude_ssim']:.3f}, "
+            f"phase PSNR {metrics['phase_psnr']:.1f} dB, amplitude PSNR {metrics['amplitude_psnr']:.1f} dB, "
+            f"FRC 1/2-bit {metrics['frc_half_bit']:.2f}")
+
+
+def _add_demo(commands) -> None:
+    p = commands.add_parser(
+        "demo",
+        parents=[_common_options()],
+        help="simulate, train, reconstruct and evaluate in one go (about 3 minutes on a laptop)",
+        description="The main job end to end on built-in simulated data.",
+        formatter_class=_HelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument("--output-dir", "--output_dir", dest="output_dir", type=Path, default=Path("demo_output"))
+    p.add_argument("--epochs", type=int, default=None, help="training epochs [demo default]")
+    p.add_argument("--gridsize", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ptychopinn.demo import run_demo
+
+    report = run_demo(args.output_dir, gridsize=args.gridsize, epochs=args.epochs, seed=args.seed,
+                      quiet=args.quiet)
+    print(report.format())
+    return 0
+
+
+COMMANDS = [_add_simulate, _add_inspect, _add_train, _add_infer, _add_evaluate, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("ptychopinn").setLevel(level)
     try:
         return int(args.handler(args) or 0)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, IsADirectoryError) as error:
         log.error("%s", error)
         return 2
 

@@ -47,3 +47,102 @@ def plot_scan_overview(scan: Scan, path: str | Path) -> Path:
     _image(axes[3], np.log10(mean_pattern + 1e-3), "mean pattern log10(counts)", cmap="magma")
     figure.suptitle(Path(str(scan.source)).name, fontsize=10)
     return save_figure_atomic(figure, path, dpi=110)
+
+
+def plot_training_curves(metrics_csv: str | Path, path: str | Path) -> Path:
+    """Training and validation loss per epoch (log scale when positive) and the learning rate."""
+    import csv
+
+    epochs: dict[str, dict[int, float]] = {"train_loss": {}, "val_loss": {}, "lr-Adam": {}}
+    with open(metrics_csv, newline="") as handle:
+        for row in csv.DictReader(handle):
+            if not row.get("epoch"):
+                continue
+            for key, series in epochs.items():
+                if row.get(key):
+                    series[int(float(row["epoch"]))] = float(row[key])
+    figure = new_figure(9, 3.4)
+    loss_axis, lr_axis = figure.subplots(1, 2)
+    for key, label in (("train_loss", "training"), ("val_loss", "validation")):
+        if epochs[key]:
+            xs = sorted(epochs[key])
+            loss_axis.plot(xs, [epochs[key][x] for x in xs], "o-", ms=3, label=label)
+    values = [v for key in ("train_loss", "val_loss") for v in epochs[key].values()]
+    if values and min(values) > 0:
+        loss_axis.set_yscale("log")
+    loss_axis.set(xlabel="epoch", ylabel="loss", title="loss")
+    loss_axis.legend()
+    if epochs["lr-Adam"]:
+        xs = sorted(epochs["lr-Adam"])
+        lr_axis.plot(xs, [epochs["lr-Adam"][x] for x in xs], "s-", ms=3)
+        lr_axis.set_yscale("log")
+    lr_axis.set(xlabel="epoch", ylabel="learning rate", title="learning rate")
+    return save_figure_atomic(figure, path, dpi=110)
+
+
+def _object_extent(reconstruction) -> list[float]:
+    """imshow extent so axes read in object pixel coordinates."""
+    ox, oy = reconstruction.origin_xy
+    rows, cols = reconstruction.object.shape
+    return [ox - 0.5, ox + cols - 0.5, oy + rows - 0.5, oy - 0.5]
+
+
+def plot_reconstruction_channel(reconstruction, channel: str, path: str | Path) -> Path:
+    """Amplitude or phase of a stitched reconstruction, axes in object pixels; uncovered pixels
+    are left blank."""
+    values = reconstruction.amplitude if channel == "amplitude" else reconstruction.phase
+    shown = np.ma.masked_where(~reconstruction.mask, values)
+    figure = new_figure(5.2, 4.6)
+    axis = figure.subplots()
+    handle = axis.imshow(shown, cmap="gray" if channel == "amplitude" else "twilight",
+                         extent=_object_extent(reconstruction))
+    figure.colorbar(handle, ax=axis, shrink=0.85, label="rad" if channel == "phase" else None)
+    axis.set(title=f"reconstruction {channel}", xlabel="x (object px)", ylabel="y (object px)")
+    return save_figure_atomic(figure, path, dpi=120)
+
+
+def plot_comparison(panels: dict[str, np.ndarray], metrics: dict, path: str | Path) -> Path:
+    """Reference and aligned reconstructions side by side (amplitude row, phase row), difference
+    maps of the last one against the reference, and the FRC curve.
+
+    ``panels`` maps a label to an aligned complex image; the first entry is the reference.
+    """
+    labels = list(panels)
+    reference, last = panels[labels[0]], panels[labels[-1]]
+    columns = len(labels) + 2
+    figure = new_figure(3.1 * columns, 6.0)
+    axes = figure.subplots(2, columns, squeeze=False)
+    amp = np.abs(reference)
+    phase = np.angle(reference)
+    for column, label in enumerate(labels):
+        _image(axes[0, column], np.abs(panels[label]), f"{label}: amplitude",
+               vmin=amp.min(), vmax=amp.max())
+        _image(axes[1, column], np.angle(panels[label]), f"{label}: phase", cmap="twilight",
+               vmin=phase.min(), vmax=phase.max())
+    _image(axes[0, -2], np.abs(last) - amp, f"{labels[-1]} − {labels[0]}: amplitude", cmap="RdBu_r")
+    _image(axes[1, -2], np.angle(last * np.conj(reference)), f"{labels[-1]} − {labels[0]}: phase",
+           cmap="RdBu_r")
+    _draw_frc(axes[0, -1], metrics)
+    axes[1, -1].axis("off")
+    axes[1, -1].text(0, 0.5, _metrics_text(metrics), fontsize=9, family="monospace", va="center")
+    return save_figure_atomic(figure, path, dpi=110)
+
+
+def _metrics_text(metrics: dict) -> str:
+    rows = [("phase SSIM", "phase_ssim", ".3f"), ("amp. SSIM", "amplitude_ssim", ".3f"),
+            ("phase PSNR", "phase_psnr", ".1f"), ("amp. PSNR", "amplitude_psnr", ".1f"),
+            ("phase MAE", "phase_mae", ".3f"), ("NRMSE", "complex_nrmse", ".3f"),
+            ("FRC 0.5", "frc_0_5", ".2f"), ("FRC 1/2-bit", "frc_half_bit", ".2f")]
+    return "\n".join(f"{name:<12}{metrics[key]:{fmt}}" for name, key, fmt in rows if key in metrics)
+
+
+def _draw_frc(axis, metrics: dict) -> None:
+    from ptychopinn.metrics import half_bit_threshold
+
+    freqs = np.asarray(metrics["frc_frequencies"])
+    axis.plot(freqs, metrics["frc_curve"], label="FRC")
+    axis.plot(freqs, half_bit_threshold(np.asarray(metrics["frc_ring_counts"])), "--", label="1/2-bit")
+    axis.axhline(0.5, color="gray", ls=":", label="0.5")
+    axis.set(xlabel="frequency (fraction of Nyquist)", ylabel="correlation", ylim=(-0.05, 1.05),
+             title="Fourier ring correlation")
+    axis.legend(fontsize=8)

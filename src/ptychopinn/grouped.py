@@ -1,0 +1,60 @@
+"""Grouped, normalised diffraction: the backend-neutral input of training and inference.
+
+Patterns are normalised lazily, batch by batch, with the scale contract's function, so memory
+stays bounded by one batch however large the scan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ptychopinn.config import DataConfig
+from ptychopinn.data.grouping import Groups, group_positions
+from ptychopinn.data.scan import Scan
+from ptychopinn.physics.scaling import input_scale, normalize_diffraction
+
+
+@dataclass(frozen=True)
+class GroupedScan:
+    """A scan, its groups and the input scale a of its own data (SPEC §3)."""
+
+    scan: Scan
+    groups: Groups
+    input_scale: float
+
+    @classmethod
+    def build(cls, scan: Scan, data: DataConfig, n_groups: int | None = None) -> GroupedScan:
+        groups = group_positions(
+            scan.positions_xy,
+            gridsize=data.gridsize,
+            neighbor_count=data.neighbor_count,
+            n_groups=data.n_groups if n_groups is None else n_groups,
+            seed=data.seed,
+            source=scan.source,
+        )
+        return cls(scan=scan, groups=groups, input_scale=input_scale(scan.diffraction))
+
+    def __len__(self) -> int:
+        return self.groups.n_groups
+
+    def diffraction(self, selection: np.ndarray | slice) -> np.ndarray:
+        """Normalised amplitudes X_n of the selected groups, (B, C, N, N) float32."""
+        indices = self.groups.indices[selection]
+        return normalize_diffraction(self.scan.diffraction[indices], self.input_scale)
+
+    def offsets(self, selection: np.ndarray | slice) -> np.ndarray:
+        return self.groups.offsets_xy[selection].astype(np.float32)
+
+    def centers(self, selection: np.ndarray | slice) -> np.ndarray:
+        return self.groups.centers_xy[selection]
+
+    def batches(self, batch_size: int):
+        """(start, stop) slices covering all groups in order."""
+        for start in range(0, len(self), batch_size):
+            yield slice(start, min(start + batch_size, len(self)))
+
+    @property
+    def max_offset(self) -> float:
+        return float(np.abs(self.groups.offsets_xy).max(initial=0.0))

@@ -1,0 +1,94 @@
+"""A trained model independent of any backend: settings, architecture, scales, probe, weights.
+
+It is what ``model.pinn`` holds (:mod:`ptychopinn.bundle`); backends build their network from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ptychopinn.bundle import Bundle, BundleError, check_weights, load_bundle, save_bundle
+from ptychopinn.config import AmplitudeActivation, HeadKind, Settings
+from ptychopinn.physics.scaling import ScaleContract
+
+
+@dataclass(frozen=True)
+class ModelGeometry:
+    """The architecture fields that are not plain settings (fixed at training time)."""
+
+    patch_size: int
+    canvas_size: int
+
+
+@dataclass
+class TrainedModel:
+    settings: Settings
+    geometry: ModelGeometry
+    scales: ScaleContract
+    probe: np.ndarray  # normalised probe P_n, complex64
+    weights: dict[str, np.ndarray]
+    backend: str = "torch"
+    source: Path | None = None
+
+    @property
+    def patch_size(self) -> int:
+        return self.geometry.patch_size
+
+    def architecture(self):
+        """The torch :class:`Architecture` (imported lazily: TF users need no torch model)."""
+        from ptychopinn.torch_backend.model import Architecture
+
+        s = self.settings
+        return Architecture(
+            patch_size=self.geometry.patch_size,
+            channels=s.data.channels,
+            n_filters_scale=s.model.n_filters_scale,
+            object_big=s.object_big,
+            head=HeadKind(s.model.head),
+            amplitude_activation=AmplitudeActivation(s.model.amplitude_activation),
+            probe_mask=s.physics.probe_mask,
+            canvas_size=self.geometry.canvas_size,
+        )
+
+    def torch_module(self, device=None):
+        """A :class:`PtychoPINN` with these weights, in eval mode."""
+        import torch
+
+        from ptychopinn.torch_backend.model import PtychoPINN
+
+        module = PtychoPINN(self.architecture(), torch.from_numpy(self.probe))
+        expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+        check_weights(self.weights, expected, source=str(self.source or "model"))
+        module.load_state_dict({k: torch.from_numpy(v) for k, v in self.weights.items()})
+        return module.to(device or "cpu").eval()
+
+    def save(self, path: str | Path) -> Path:
+        config = {"settings": self.settings.to_plain(), "geometry": asdict(self.geometry)}
+        return save_bundle(
+            path, config=config, scales=self.scales, probe=self.probe, weights=self.weights,
+            backend=self.backend,
+        )
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle) -> TrainedModel:
+        try:
+            settings = Settings.model_validate(bundle.config["settings"])
+            geometry = ModelGeometry(**bundle.config["geometry"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise BundleError(f"bundle {bundle.path}: config.json is not a valid model config: {error}") from None
+        return cls(settings, geometry, bundle.scales, bundle.probe, bundle.weights,
+                   bundle.backend, bundle.path)
+
+
+def load_model(path: str | Path) -> TrainedModel:
+    """Load ``model.pinn`` (verified, nothing unpickled) and check its weights fit its architecture."""
+    model = TrainedModel.from_bundle(load_bundle(path))
+    model.torch_module()  # refuses weights that disagree with the recorded architecture
+    return model
+
+
+def torch_weights(module) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in module.state_dict().items()}

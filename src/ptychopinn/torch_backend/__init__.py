@@ -1,0 +1,1 @@
+"""PyTorch backend: differentiable physics ops, the `cnn` generator, training and inference."""

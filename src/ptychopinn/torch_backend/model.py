@@ -1,0 +1,207 @@
+"""The physics-informed model: the `cnn` generator plus the differentiable physics layer (SPEC §5).
+
+``PtychoPINN.forward`` is the only forward path: training, validation, inference and the
+diagnostics all call it, so training-time and inference-time patches are identical by design.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ptychopinn.config import AmplitudeActivation, HeadKind
+from ptychopinn.torch_backend.ops import (
+    crop_centre,
+    far_field_amplitude,
+    illuminate,
+    merge_and_reextract,
+    pad_to,
+    translate,
+)
+
+SUPPORTED_PATCH_SIZES = (32, 64, 128, 256)
+BOTTLENECK = 8
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Everything needed to rebuild the network (persisted in the bundle)."""
+
+    patch_size: int = 64
+    channels: int = 4  # C = gridsize²
+    n_filters_scale: int = 2
+    object_big: bool = True
+    head: HeadKind = HeadKind.full
+    amplitude_activation: AmplitudeActivation = AmplitudeActivation.scaled_sigmoid
+    probe_mask: bool = False
+    canvas_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.patch_size not in SUPPORTED_PATCH_SIZES:
+            raise ValueError(f"patch size {self.patch_size} unsupported; use one of {SUPPORTED_PATCH_SIZES}")
+
+    @property
+    def output_channels(self) -> int:
+        return self.channels if self.object_big else 1
+
+    @property
+    def encoder_filters(self) -> list[int]:
+        blocks = int(math.log2(self.patch_size // BOTTLENECK))
+        return [32 * 2**i * self.n_filters_scale for i in range(blocks)]
+
+    @property
+    def decoder_filters(self) -> list[int]:
+        """Decoder blocks from the bottleneck up to N/2 (…, 64, 32)·s."""
+        blocks = int(math.log2(self.patch_size // 2 // BOTTLENECK))
+        return [32 * 2 ** (blocks - 1 - i) * self.n_filters_scale for i in range(blocks)]
+
+
+def _conv_pair(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        nn.ReLU(),
+    )
+
+
+class Encoder(nn.Module):
+    def __init__(self, in_channels: int, filters: list[int]):
+        super().__init__()
+        blocks, previous = [], in_channels
+        for width in filters:
+            blocks.append(nn.Sequential(_conv_pair(previous, width), nn.MaxPool2d(2)))
+            previous = width
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+class Decoder(nn.Module):
+    """[conv-ReLU, conv-ReLU, upsample ×2] blocks to N/2, then the head (SPEC §5).
+
+    ``full`` adds one more block to reach N; ``probe_big`` adds the predecessor's outer branch
+    (upsample to N, conv, swish) masked to the border outside the central N/2 square.
+    """
+
+    def __init__(self, arch: Architecture, in_channels: int, activation):
+        super().__init__()
+        self.head_kind = arch.head
+        self.patch_size = arch.patch_size
+        self.activation = activation
+        blocks, previous = [], in_channels
+        for width in arch.decoder_filters:
+            blocks.append(nn.Sequential(_conv_pair(previous, width), nn.Upsample(scale_factor=2)))
+            previous = width
+        if arch.head is HeadKind.full:
+            width = 32 * arch.n_filters_scale // 2
+            blocks.append(nn.Sequential(_conv_pair(previous, width), nn.Upsample(scale_factor=2)))
+            previous = width
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Conv2d(previous, arch.output_channels, 3, padding=1)
+        if arch.head is HeadKind.probe_big:
+            self.outer = nn.Sequential(
+                nn.Upsample(scale_factor=2),
+                nn.Conv2d(previous, arch.output_channels, 3, padding=1),
+                nn.SiLU(),
+            )
+            centre = torch.ones(arch.patch_size // 2, arch.patch_size // 2)
+            self.register_buffer("border", 1 - pad_to(centre, arch.patch_size), persistent=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden = self.blocks(features)
+        value = self.activation(self.head(hidden))
+        if self.head_kind is HeadKind.full:
+            return value
+        value = pad_to(value, self.patch_size)
+        if self.head_kind is HeadKind.probe_big:
+            value = value + self.border * self.outer(hidden)
+        return value
+
+
+def _scaled_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    return 2 * torch.sigmoid(x)
+
+
+def _pi_tanh(x: torch.Tensor) -> torch.Tensor:
+    return math.pi * torch.tanh(x)
+
+
+class Generator(nn.Module):
+    """Normalised diffraction amplitudes (B, C, N, N) → complex object patches (B, C', N, N)."""
+
+    def __init__(self, arch: Architecture):
+        super().__init__()
+        amplitude_activation = (
+            _scaled_sigmoid if arch.amplitude_activation is AmplitudeActivation.scaled_sigmoid else torch.sigmoid
+        )
+        self.encoder = Encoder(arch.channels, arch.encoder_filters)
+        bottleneck = arch.encoder_filters[-1]
+        self.amplitude = Decoder(arch, bottleneck, amplitude_activation)
+        self.phase = Decoder(arch, bottleneck, _pi_tanh)
+
+    def forward(self, diffraction: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(diffraction)
+        return torch.polar(self.amplitude(features), self.phase(features))
+
+
+@dataclass
+class ForwardOutput:
+    """One forward pass: predicted normalised amplitudes (B, C, N, N), the object patches that
+    produced them (B, C, N, N), and each group's object patch centred on the group centre."""
+
+    amplitude: torch.Tensor
+    object_patches: torch.Tensor
+    group_object: torch.Tensor
+    raw_patches: torch.Tensor
+    canvas: torch.Tensor | None
+
+
+class PtychoPINN(nn.Module):
+    """Generator + physics layer (merge/re-extract, probe, far field)."""
+
+    def __init__(self, arch: Architecture, probe: torch.Tensor):
+        super().__init__()
+        self.arch = arch
+        self.generator = Generator(arch)
+        self.register_buffer("probe", probe.to(torch.complex64), persistent=False)
+        mask = _disk(arch.patch_size) if arch.probe_mask else None
+        self.register_buffer("probe_mask", mask, persistent=False)
+        self.register_buffer("support", _head_support(arch), persistent=False)
+
+    def forward(self, diffraction: torch.Tensor, offsets_xy: torch.Tensor) -> ForwardOutput:
+        raw = self.generator(diffraction)
+        if self.arch.object_big and self.arch.channels > 1:
+            patches, canvas = merge_and_reextract(raw, offsets_xy, self.support, self.arch.canvas_size)
+            group_object = crop_centre(canvas, self.arch.patch_size)
+        else:
+            patches, canvas = self._shared_patch(raw, offsets_xy), None
+            group_object = raw[:, 0]
+        amplitude = far_field_amplitude(illuminate(patches, self.probe, self.probe_mask))
+        return ForwardOutput(amplitude, patches, group_object, raw, canvas)
+
+    def _shared_patch(self, raw: torch.Tensor, offsets_xy: torch.Tensor) -> torch.Tensor:
+        """Without object_big one patch serves the group: member c sees it moved by −offset_c."""
+        batch, channels = offsets_xy.shape[:2]
+        if channels == 1:
+            return raw
+        n = self.arch.patch_size
+        repeated = raw[:, :1].expand(-1, channels, -1, -1).reshape(-1, n, n)
+        moved = translate(repeated, -offsets_xy.reshape(-1, 2))
+        return moved.reshape(batch, channels, n, n)
+
+
+def _disk(n: int) -> torch.Tensor:
+    coords = torch.arange(n, dtype=torch.float32) - n / 2
+    return (torch.hypot(coords[:, None], coords[None, :]) <= n / 4).to(torch.float32)
+
+
+def _head_support(arch: Architecture) -> torch.Tensor:
+    n = arch.patch_size
+    if arch.head is HeadKind.central:
+        return pad_to(torch.ones(n // 2, n // 2), n)
+    return torch.ones(n, n)

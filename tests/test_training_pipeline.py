@@ -1,0 +1,150 @@
+"""Training, the bundle round trip, forward parity and streaming reconstruction (PyTorch)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from ptychopinn.bundle import BundleError, load_bundle, save_bundle
+from ptychopinn.config import resolve_settings
+from ptychopinn.grouped import GroupedScan
+from ptychopinn.model_store import load_model
+from ptychopinn.torch_backend.data_module import GroupDataset, make_loader, split_groups
+from ptychopinn.workflow import reconstruct, train_with_summary
+
+TINY = {"model": {"n_filters_scale": 1}, "training": {"epochs": 2, "batch_size": 16}}
+
+
+def tiny_settings(gridsize=2, **extra):
+    overrides = {"data": {"gridsize": gridsize}, **TINY}
+    for section, values in extra.items():
+        overrides.setdefault(section, {}).update(values)
+    return resolve_settings(None, overrides)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_scan, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train")
+    return train_with_summary(tiny_scan, out, tiny_settings())
+
+
+def test_training_writes_every_output(trained):
+    out = trained.output_dir
+    assert trained.epochs_run == 2 and trained.device == "cpu"
+    assert (out / "model.pinn").is_file()
+    assert resolve_settings(out / "config.yaml") == trained.model.settings
+    rows = list(csv.DictReader(open(out / "metrics.csv")))
+    train_losses = [float(r["train_loss"]) for r in rows if r.get("train_loss")]
+    val_losses = [float(r["val_loss"]) for r in rows if r.get("val_loss")]
+    assert len(train_losses) == 2 and len(val_losses) == 2 and all(np.isfinite(train_losses))
+    assert list((out / "checkpoints").glob("*.ckpt"))
+    from PIL import Image
+
+    with Image.open(out / "training_curves.png") as image:
+        assert image.format == "PNG" and np.asarray(image.convert("L")).std() > 5
+
+
+def test_training_reduces_the_loss(trained):
+    rows = list(csv.DictReader(open(trained.output_dir / "metrics.csv")))
+    losses = [float(r["train_loss"]) for r in rows if r.get("train_loss")]
+    assert losses[-1] < losses[0]
+
+
+def test_bundle_round_trip_gives_identical_outputs(trained, tiny_scan, tmp_path):
+    model = trained.model
+    copy_path = model.save(tmp_path / "copy.pinn")
+    again = load_model(copy_path)
+    assert again.scales == model.scales and again.settings == model.settings
+    grouped = GroupedScan.build(tiny_scan, model.settings.data)
+    x = torch.from_numpy(grouped.diffraction(slice(0, 8)))
+    offsets = torch.from_numpy(grouped.offsets(slice(0, 8)))
+    with torch.no_grad():
+        a = model.torch_module()(x, offsets).amplitude
+        b = again.torch_module()(x, offsets).amplitude
+    assert torch.equal(a, b)
+    assert load_bundle(copy_path).backend == "torch"
+
+
+def test_bundle_with_wrong_architecture_is_refused(trained, tmp_path):
+    bundle = load_bundle(trained.model_path)
+    config = dict(bundle.config)
+    config["settings"] = {**config["settings"], "model": {**config["settings"]["model"], "n_filters_scale": 2}}
+    path = save_bundle(tmp_path / "bad.pinn", config=config, scales=bundle.scales, probe=bundle.probe,
+                       weights=bundle.weights, backend="torch")
+    with pytest.raises(BundleError, match="shape"):
+        load_model(path)
+    missing = {k: v for i, (k, v) in enumerate(bundle.weights.items()) if i}
+    path = save_bundle(tmp_path / "missing.pinn", config=bundle.config, scales=bundle.scales,
+                       probe=bundle.probe, weights=missing, backend="torch")
+    with pytest.raises(BundleError, match="missing"):
+        load_model(path)
+
+
+def test_forward_parity_training_and_inference_paths(trained, tiny_scan):
+    """The batch the Lightning step sees and the batch inference streams give bitwise-equal patches."""
+    model = trained.model
+    grouped = GroupedScan.build(tiny_scan, model.settings.data)
+    selection = np.arange(0, 12)
+    loader = make_loader(GroupDataset(grouped, selection), batch_size=12, shuffle=False, seed=0)
+    train_x, train_offsets = next(iter(loader))
+    infer_x = torch.from_numpy(grouped.diffraction(slice(0, 12)))
+    infer_offsets = torch.from_numpy(grouped.offsets(slice(0, 12)))
+    assert torch.equal(train_x, infer_x) and torch.equal(train_offsets, infer_offsets)
+
+    from ptychopinn.torch_backend.lightning_module import PINNModule
+
+    module = PINNModule(model.torch_module(), model.scales.photon_scale, model.settings.training)
+    captured = {}
+    module.batch_observers.append(lambda phase, i, batch, out: captured.update(out=out))
+    module.log = lambda *a, **k: None  # outside a Trainer
+    with torch.no_grad():
+        module.training_step((train_x, train_offsets), 0)
+        inference = model.torch_module()(infer_x, infer_offsets)
+    assert torch.equal(captured["out"].object_patches, inference.object_patches)
+    assert torch.equal(captured["out"].amplitude, inference.amplitude)
+
+
+def test_reconstruction_is_in_object_coordinates(trained, tiny_scan):
+    result = reconstruct(trained.model, tiny_scan, batch_size=7)
+    centers = GroupedScan.build(tiny_scan, trained.model.settings.data).groups.centers_xy
+    ox, oy = result.origin_xy
+    # the covered pixels span the group centres ± crop/2 in object coordinates
+    rows, cols = np.nonzero(result.mask)
+    assert cols.min() + ox == pytest.approx(centers[:, 0].min() - 10, abs=1.5)
+    assert rows.max() + oy == pytest.approx(centers[:, 1].max() + 10, abs=1.5)
+    assert np.isfinite(result.object).all() and not result.object[~result.mask].any()
+    same = reconstruct(trained.model, tiny_scan, batch_size=64)
+    np.testing.assert_allclose(same.object, result.object, atol=1e-5)  # batching does not matter
+
+
+def test_validation_split_is_seeded_and_disjoint():
+    train_a, val_a = split_groups(100, 0.05, seed=1)
+    train_b, val_b = split_groups(100, 0.05, seed=1)
+    assert len(val_a) == 5 and not set(train_a) & set(val_a)
+    np.testing.assert_array_equal(val_a, val_b)
+    assert not np.array_equal(val_a, split_groups(100, 0.05, seed=2)[1])
+    assert len(split_groups(10, 0.01, seed=0)[1]) == 0
+
+
+def test_resume_continues_from_a_checkpoint(trained, tiny_scan, tmp_path):
+    last = trained.output_dir / "checkpoints" / "last.ckpt"
+    settings = tiny_settings(training={"epochs": 3})
+    resumed = train_with_summary(tiny_scan, tmp_path, settings, resume=last)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    epochs = sorted({int(r["epoch"]) for r in rows if r.get("train_loss")})
+    assert epochs == [2]  # only the third epoch was run
+    assert resumed.epochs_run == 3
+
+
+@pytest.mark.parametrize("loss", ["mae", "poisson=1,mae=0.5"])
+def test_loss_option_changes_the_objective(tiny_scan, tmp_path, loss):
+    settings = tiny_settings(gridsize=1, training={"epochs": 1, "loss": loss}, data={"n_groups": 64})
+    summary = train_with_summary(tiny_scan, tmp_path, settings)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    value = [float(r["train_loss"]) for r in rows if r.get("train_loss")][0]
+    # Poisson NLL of counts ~1e5 is large and negative; an amplitude MAE is small and positive
+    assert (0 < value < 10) if loss == "mae" else (value < -100)
+    assert summary.model.settings.training.loss
