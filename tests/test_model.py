@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ptychopinn.config import AmplitudeActivation, HeadKind
+from ptychopinn.config import AmplitudeActivation, GroupEncoding, HeadKind
 from ptychopinn.physics import make_probe, normalize_probe
 from ptychopinn.torch_backend.model import Architecture, PtychoPINN
 
@@ -122,10 +122,32 @@ def test_object_big_merge_makes_members_consistent():
     with torch.no_grad():
         out = model(x, offsets)
     assert out.canvas is not None and out.canvas.shape == (2, 44, 44)
-    unmerged = build(32, 2, object_big=False)
+    joint = build(32, 2, object_big=False, group_encoding=GroupEncoding.joint)
+    per_pattern = build(32, 2, object_big=False, group_encoding=GroupEncoding.per_pattern)
     with torch.no_grad():
-        single = unmerged(x, offsets)
-    assert single.canvas is None and single.raw_patches.shape[1] == 1
+        shared, separate = joint(x, offsets), per_pattern(x, offsets)
+    # joint without object_big: one patch at the group centre serves every member
+    assert shared.canvas is None and shared.raw_patches.shape[1] == 1
+    # per-pattern without object_big: every member keeps its own patch
+    assert separate.canvas is None and separate.raw_patches.shape[1] == 4
+
+
+@pytest.mark.parametrize("encoding", list(GroupEncoding))
+def test_group_encodings_have_the_documented_input_channels(encoding):
+    model = build(32, 2, group_encoding=encoding)
+    first_conv = model.generator.encoder.blocks[0][0][0]
+    assert first_conv.in_channels == (4 if encoding is GroupEncoding.joint else 1)
+
+
+def test_per_pattern_network_is_equivariant_to_member_order():
+    """Shuffling a group's members shuffles the raw patches the same way."""
+    model = build(32, 2, group_encoding=GroupEncoding.per_pattern)
+    x, offsets = inputs(2, 4, 32)
+    order = torch.tensor([2, 0, 3, 1])
+    with torch.no_grad():
+        a = model(x, offsets).raw_patches
+        b = model(x[:, order], offsets[:, order]).raw_patches
+    torch.testing.assert_close(b, a[:, order], atol=1e-5, rtol=1e-5)
 
 
 def test_probe_mask_blocks_the_border():

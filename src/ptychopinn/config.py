@@ -35,6 +35,13 @@ class HeadKind(str, Enum):
     probe_big = "probe_big"  # central head plus the predecessor's outer (border) branch
 
 
+class GroupEncoding(str, Enum):
+    """How the generator sees a group's C patterns (SPEC §5 leaves this open)."""
+
+    per_pattern = "per_pattern"  # one shared network per pattern; groups couple only through the merge
+    joint = "joint"  # predecessor: the C patterns are the input channels of one network
+
+
 class AmplitudeActivation(str, Enum):
     scaled_sigmoid = "scaled_sigmoid"  # 2·sigmoid: headroom above 1
     sigmoid = "sigmoid"  # predecessor: capped at 1
@@ -83,6 +90,7 @@ class ModelConfig(StrictModel):
     n_filters_scale: int = Field(2, ge=1, le=8, description="filter multiplier s (32, 64, 128)·s")
     object_big: bool | None = Field(None, description="merge a group's patches; None = gridsize > 1")
     head: HeadKind = HeadKind.full
+    group_encoding: GroupEncoding = GroupEncoding.per_pattern
     amplitude_activation: AmplitudeActivation = AmplitudeActivation.scaled_sigmoid
 
 

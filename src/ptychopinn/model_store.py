@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ptychopinn.bundle import Bundle, BundleError, check_weights, load_bundle, save_bundle
-from ptychopinn.config import AmplitudeActivation, HeadKind, Settings
+from ptychopinn.config import AmplitudeActivation, GroupEncoding, HeadKind, Settings
 from ptychopinn.physics.scaling import ScaleContract
 
 
@@ -49,6 +49,7 @@ class TrainedModel:
             object_big=s.object_big,
             head=HeadKind(s.model.head),
             amplitude_activation=AmplitudeActivation(s.model.amplitude_activation),
+            group_encoding=GroupEncoding(s.model.group_encoding),
             probe_mask=s.physics.probe_mask,
             canvas_size=self.geometry.canvas_size,
         )

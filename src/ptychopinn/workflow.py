@@ -81,6 +81,7 @@ def train_with_summary(
     overrides: dict[str, Any] | None = None,
     resume: str | Path | None = None,
     quiet: bool = True,
+    batch_observers: list | None = None,
 ) -> TrainingSummary:
     import torch
 
@@ -101,7 +102,7 @@ def train_with_summary(
              scales.mean_counts, scales.photon_scale)
     result = train_torch(
         grouped, settings, scales, torch.from_numpy(probe), draft.architecture(), output_dir,
-        resume=Path(resume) if resume else None, quiet=quiet,
+        resume=Path(resume) if resume else None, quiet=quiet, batch_observers=batch_observers,
     )
     draft.weights = torch_weights(result.model)
     model_path = draft.save(output_dir / MODEL_FILE)
@@ -123,11 +124,14 @@ def reconstruct(
     stitch_crop: int | None = None,
     stitch_weighting: StitchWeighting | str | None = None,
     show_progress: bool = False,
+    batch_observers: list | None = None,
 ) -> Reconstruction:
     """Stream ``scan`` through ``model`` and stitch the object in object pixel coordinates.
 
     The scan is grouped with the model's settings and normalised with its own input scale a
     (the scale contract's function); memory is bounded by one batch plus the canvas.
+    ``batch_observers`` are called as ``observe("infer", batch_idx, (x, offsets), output)`` after
+    every batch (diagnostics hook; the same signature as training's observers).
     """
     import torch
 
@@ -149,11 +153,13 @@ def reconstruct(
     )
     batches = list(grouped.batches(batch_size or inference.batch_size))
     with torch.inference_mode():
-        for selection in progress(batches, "reconstructing", enabled=show_progress):
+        for index, selection in enumerate(progress(batches, "reconstructing", enabled=show_progress)):
             x = torch.from_numpy(grouped.diffraction(selection)).to(device)
             offsets = torch.from_numpy(grouped.offsets(selection)).to(device)
-            patches = network(x, offsets).group_object.cpu().numpy()
-            stitcher.add(patches, grouped.centers(selection))
+            output = network(x, offsets)
+            stitcher.add(output.group_object.cpu().numpy(), grouped.centers(selection))
+            for observe in batch_observers or ():
+                observe("infer", index, (x, offsets), output)
     stitched = stitcher.result()
     coverage = np.where(stitched.mask, stitched.coverage, 0).astype(np.float32)
     return Reconstruction(stitched.object, coverage, stitched.origin_xy)

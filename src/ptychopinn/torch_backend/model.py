@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ptychopinn.config import AmplitudeActivation, HeadKind
+from ptychopinn.config import AmplitudeActivation, GroupEncoding, HeadKind
 from ptychopinn.torch_backend.ops import (
     crop_centre,
     far_field_amplitude,
@@ -36,6 +36,7 @@ class Architecture:
     object_big: bool = True
     head: HeadKind = HeadKind.full
     amplitude_activation: AmplitudeActivation = AmplitudeActivation.scaled_sigmoid
+    group_encoding: GroupEncoding = GroupEncoding.per_pattern
     probe_mask: bool = False
     canvas_size: int = 64
 
@@ -44,8 +45,17 @@ class Architecture:
             raise ValueError(f"patch size {self.patch_size} unsupported; use one of {SUPPORTED_PATCH_SIZES}")
 
     @property
+    def per_pattern(self) -> bool:
+        return self.group_encoding is GroupEncoding.per_pattern
+
+    @property
+    def input_channels(self) -> int:
+        return 1 if self.per_pattern else self.channels
+
+    @property
     def output_channels(self) -> int:
-        return self.channels if self.object_big else 1
+        """C' of the heads: C for a merged group (joint), else one patch per network pass."""
+        return self.channels if self.object_big and not self.per_pattern else 1
 
     @property
     def encoder_filters(self) -> list[int]:
@@ -139,12 +149,20 @@ class Generator(nn.Module):
         amplitude_activation = (
             _scaled_sigmoid if arch.amplitude_activation is AmplitudeActivation.scaled_sigmoid else torch.sigmoid
         )
-        self.encoder = Encoder(arch.channels, arch.encoder_filters)
+        self.per_pattern = arch.per_pattern
+        self.encoder = Encoder(arch.input_channels, arch.encoder_filters)
         bottleneck = arch.encoder_filters[-1]
         self.amplitude = Decoder(arch, bottleneck, amplitude_activation)
         self.phase = Decoder(arch, bottleneck, _pi_tanh)
 
     def forward(self, diffraction: torch.Tensor) -> torch.Tensor:
+        if self.per_pattern:
+            batch, channels, n, _ = diffraction.shape
+            patches = self._patches(diffraction.reshape(batch * channels, 1, n, n))
+            return patches.reshape(batch, channels, n, n)
+        return self._patches(diffraction)
+
+    def _patches(self, diffraction: torch.Tensor) -> torch.Tensor:
         features = self.encoder(diffraction)
         return torch.polar(self.amplitude(features), self.phase(features))
 
@@ -178,6 +196,11 @@ class PtychoPINN(nn.Module):
         if self.arch.object_big and self.arch.channels > 1:
             patches, canvas = merge_and_reextract(raw, offsets_xy, self.support, self.arch.canvas_size)
             group_object = crop_centre(canvas, self.arch.patch_size)
+        elif self.arch.per_pattern:
+            # unmerged: every member keeps its own patch; member 0, moved into the group frame,
+            # stands for the group
+            patches, canvas = raw, None
+            group_object = translate(raw[:, 0], offsets_xy[:, 0]) if raw.shape[1] > 1 else raw[:, 0]
         else:
             patches, canvas = self._shared_patch(raw, offsets_xy), None
             group_object = raw[:, 0]

@@ -66,12 +66,14 @@ def train_torch(
     output_dir: Path,
     resume: Path | None = None,
     quiet: bool = False,
+    batch_observers: list | None = None,
 ) -> TorchTrainingResult:
     config = settings.training
     pl.seed_everything(config.seed, workers=True, verbose=False)
     train_idx, val_idx = split_groups(len(grouped), config.validation_fraction, config.seed)
     monitor = "val_loss" if len(val_idx) else "train_loss"
     module = PINNModule(PtychoPINN(arch, probe), scales.photon_scale, config, monitor=monitor)
+    module.batch_observers.extend(batch_observers or ())
     train_loader = make_loader(GroupDataset(grouped, train_idx), config.batch_size, True, config.seed)
     val_loader = (
         make_loader(GroupDataset(grouped, val_idx), config.batch_size, False, config.seed)
