@@ -11,13 +11,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ptychopinn.cli_refine import (
+    add_infer_options,
+    add_refine_command,
+    maybe_finetune,
+    run_refinement,
+)
 from ptychopinn.config import HeadKind
 
 log = logging.getLogger("ptychopinn")
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps descriptions as written; defaults are stated in each help text."""
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -38,15 +44,15 @@ def _add_simulate(commands) -> None:
     )
     p.add_argument("output", type=Path, help="output .npz file")
     p.add_argument("--object", default="lines",
-                   help="lines | grf | dots | star | image | PATH to an image file (amplitude)")
-    p.add_argument("--phase", default=None, help="image file for the phase (with --object PATH)")
-    p.add_argument("--size", type=int, default=256, help="object side in pixels")
-    p.add_argument("--n", type=int, default=64, help="patch (diffraction pattern) size N")
-    p.add_argument("--probe", default="disk", help="disk | defocused")
-    p.add_argument("--scan", default="raster", help="raster | fermat | random")
-    p.add_argument("--step", type=float, default=6.0, help="mean scan step in pixels")
-    p.add_argument("--jitter", type=float, default=1.0, help="position jitter σ in pixels")
-    p.add_argument("--photons", type=float, default=1e6, help="mean photons per pattern")
+                   help="lines | grf | dots | star | image | PATH to an image file (amplitude) [%(default)s]")
+    p.add_argument("--phase", default=None, help="image file for the phase (with --object PATH) [%(default)s]")
+    p.add_argument("--size", type=int, default=256, help="object side in pixels [%(default)s]")
+    p.add_argument("--n", type=int, default=64, help="patch (diffraction pattern) size N [%(default)s]")
+    p.add_argument("--probe", default="disk", help="disk | defocused [%(default)s]")
+    p.add_argument("--scan", default="raster", help="raster | fermat | random [%(default)s]")
+    p.add_argument("--step", type=float, default=6.0, help="mean scan step in pixels [%(default)s]")
+    p.add_argument("--jitter", type=float, default=1.0, help="position jitter σ in pixels [%(default)s]")
+    p.add_argument("--photons", type=float, default=1e6, help="mean photons per pattern [%(default)s]")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_cmd_simulate)
 
@@ -208,6 +214,7 @@ def _add_infer(commands) -> None:
                    help="side M of the central crop each patch contributes [20]")
     p.add_argument("--stitch-weighting", dest="stitch_weighting", choices=["crop", "probe"],
                    default=None, help="hard central crop, or |probe|² weights [crop]")
+    add_infer_options(p)
     p.set_defaults(handler=_cmd_infer)
 
 
@@ -225,6 +232,7 @@ def _reconstruct_and_report(model, data: Path, output_dir: Path, args: argparse.
     from ptychopinn.workflow import reconstruct
 
     scan = load_scan(data, intensity=model.settings.data.intensity)
+    model = maybe_finetune(model, scan, output_dir, args)
     result = reconstruct(
         model, scan, batch_size=getattr(args, "batch_size", None), n_groups=getattr(args, "n_groups", None),
         accelerator=getattr(args, "accelerator", None), stitch_crop=getattr(args, "stitch_crop", None),
@@ -237,8 +245,15 @@ def _reconstruct_and_report(model, data: Path, output_dir: Path, args: argparse.
     print(f"reconstruction {result.object.shape[0]}×{result.object.shape[1]} "
           f"(origin x={result.origin_xy[0]:g}, y={result.origin_xy[1]:g}): "
           f"{output_dir / 'reconstruction.npz'}")
+    network_result = result
+    if getattr(args, "refine_steps", 0):
+        result.save(output_dir / "network_reconstruction.npz")
+        result = run_refinement(scan, result, output_dir, args).reconstruction
     if scan.object is not None:
-        metrics = _evaluate_and_write(result, scan, output_dir)
+        from ptychopinn.evaluation import evaluate_and_plot
+
+        others = {"network": network_result} if result is not network_result else None
+        metrics = evaluate_and_plot(result, scan, output_dir, others=others)
         print(_headline(metrics))
     return result
 
@@ -309,7 +324,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = [_add_simulate, _add_inspect, _add_train, _add_infer, _add_evaluate, _add_demo]
+def _add_refine(commands) -> None:
+    add_refine_command(commands, _common_options(), _HelpFormatter)
+
+
+COMMANDS = [_add_simulate, _add_inspect, _add_train, _add_infer, _add_evaluate, _add_refine, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

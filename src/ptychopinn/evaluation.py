@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,34 @@ def scan_region(scan: Scan, margin: float) -> tuple[float, float, float, float]:
             scan.ycoords.min() - margin, scan.ycoords.max() + margin)
 
 
+def covered_region(
+    reconstruction: Reconstruction, region_xy: tuple[float, float, float, float], fill: float = 0.995
+) -> tuple[float, float, float, float]:
+    """``region_xy`` shrunk evenly, a pixel at a time, until the reconstruction covers at least
+    ``fill`` of it, so uncovered corners are not scored as if they were object pixels."""
+    ox, oy = reconstruction.origin_xy
+    x0, x1, y0, y1 = region_xy
+    mask = reconstruction.mask
+    for shrink in range(int(min(x1 - x0, y1 - y0) // 2) - 8):
+        c0, c1 = int(math.floor(x0 - ox)) + shrink, int(math.ceil(x1 - ox)) - shrink
+        r0, r1 = int(math.floor(y0 - oy)) + shrink, int(math.ceil(y1 - oy)) - shrink
+        window = mask[max(r0, 0) : max(r1, 0), max(c0, 0) : max(c1, 0)]
+        inside = window.sum() / max((r1 - r0) * (c1 - c0), 1)
+        if inside >= fill:
+            return (x0 + shrink, x1 - shrink, y0 + shrink, y1 - shrink)
+    return region_xy
+
+
 def align_to_truth(reconstruction: Reconstruction, scan: Scan, crop: int = DEFAULT_CROP):
-    """(aligned recon, reference crop, registration info) over the scanned region ± crop/2."""
+    """(aligned recon, reference crop, registration info) over the scanned region ± crop/2,
+    trimmed to where the reconstruction is covered."""
     from ptychopinn.metrics import align_for_comparison
 
     if scan.object is None:
         raise ValueError(f"{scan.source}: no objectGuess to evaluate against")
+    region = covered_region(reconstruction, scan_region(scan, crop / 2))
     return align_for_comparison(
-        reconstruction.object, scan.object,
-        recon_origin_xy=reconstruction.origin_xy, region_xy=scan_region(scan, crop / 2),
+        reconstruction.object, scan.object, recon_origin_xy=reconstruction.origin_xy, region_xy=region,
     )
 
 
@@ -45,6 +65,7 @@ def evaluate_and_plot(
     output_dir: str | Path,
     crop: int = DEFAULT_CROP,
     others: dict[str, Reconstruction] | None = None,
+    label: str = "reconstruction",
 ) -> dict[str, Any]:
     """Metrics to ``metrics.json`` and the side-by-side ``comparison.png`` in ``output_dir``.
 
@@ -58,9 +79,9 @@ def evaluate_and_plot(
     aligned, reference, info = align_to_truth(reconstruction, scan, crop)
     metrics = {**compare_images(aligned, reference), **info}
     panels = {"reference": reference}
-    for label, other in (others or {}).items():
-        panels[label] = align_to_truth(other, scan, crop)[0] if other.object.size else None
-    panels["reconstruction"] = aligned
+    for other_label, other in (others or {}).items():
+        panels[other_label] = align_to_truth(other, scan, crop)[0]
+    panels[label] = aligned
     write_json_atomic(output_dir / "metrics.json", metrics)
-    plot_comparison({k: v for k, v in panels.items() if v is not None}, metrics, output_dir / "comparison.png")
+    plot_comparison(panels, metrics, output_dir / "comparison.png")
     return metrics

@@ -119,13 +119,18 @@ def plot_comparison(panels: dict[str, np.ndarray], metrics: dict, path: str | Pa
                vmin=amp.min(), vmax=amp.max())
         _image(axes[1, column], np.angle(panels[label]), f"{label}: phase", cmap="twilight",
                vmin=phase.min(), vmax=phase.max())
-    _image(axes[0, -2], np.abs(last) - amp, f"{labels[-1]} − {labels[0]}: amplitude", cmap="RdBu_r")
-    _image(axes[1, -2], np.angle(last * np.conj(reference)), f"{labels[-1]} − {labels[0]}: phase",
-           cmap="RdBu_r")
+    _difference(axes[0, -2], np.abs(last) - amp, f"{labels[-1]} − {labels[0]}: amplitude")
+    _difference(axes[1, -2], np.angle(last * np.conj(reference)), f"{labels[-1]} − {labels[0]}: phase")
     _draw_frc(axes[0, -1], metrics)
     axes[1, -1].axis("off")
     axes[1, -1].text(0, 0.5, _metrics_text(metrics), fontsize=9, family="monospace", va="center")
     return save_figure_atomic(figure, path, dpi=110)
+
+
+def _difference(axis, values: np.ndarray, title: str) -> None:
+    """A signed map on a colour scale symmetric about zero (white = no difference)."""
+    limit = float(np.percentile(np.abs(values), 99.5)) or 1e-6
+    _image(axis, values, title, cmap="RdBu_r", vmin=-limit, vmax=limit)
 
 
 def _metrics_text(metrics: dict) -> str:
@@ -146,3 +151,13 @@ def _draw_frc(axis, metrics: dict) -> None:
     axis.set(xlabel="frequency (fraction of Nyquist)", ylabel="correlation", ylim=(-0.05, 1.05),
              title="Fourier ring correlation")
     axis.legend(fontsize=8)
+
+
+def plot_loss_curve(losses: list[float], path: str | Path, title: str = "loss") -> Path:
+    figure = new_figure(5, 3.4)
+    axis = figure.subplots()
+    axis.plot(range(1, len(losses) + 1), losses, "o-", ms=3)
+    if losses and min(losses) > 0:
+        axis.set_yscale("log")
+    axis.set(xlabel="pass", ylabel="loss", title=title)
+    return save_figure_atomic(figure, path, dpi=110)

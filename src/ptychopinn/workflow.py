@@ -114,6 +114,38 @@ def train_with_summary(
     return TrainingSummary(draft, model_path, output_dir, result.epochs_run, result.device)
 
 
+def finetune(
+    model: TrainedModel,
+    scan: Scan | str | Path,
+    epochs: int,
+    output_dir: str | Path,
+    *,
+    quiet: bool = True,
+) -> TrainedModel:
+    """Self-supervised fine-tuning: continue training ``model`` on the scan being reconstructed
+    (its own diffraction, its own probe and scales; no ground truth). Returns a new model; the
+    bundle on disk is untouched unless the caller saves the result."""
+    import dataclasses
+
+    import torch
+
+    from ptychopinn.torch_backend.training import train_torch
+
+    scan = _as_scan(scan, model.settings.data.intensity)
+    _check_compatible(model, scan)
+    settings = model.settings.model_copy(deep=True)
+    settings.training.epochs = epochs
+    output_dir = Path(output_dir)
+    grouped = GroupedScan.build(scan, settings.data)
+    scales = build_scales(scan, settings)
+    probe = normalize_probe(scan.probe, settings.physics.probe_scale, settings.physics.probe_mask)
+    tuned = dataclasses.replace(model, settings=settings, scales=scales, probe=probe, source=None)
+    result = train_torch(grouped, settings, scales, torch.from_numpy(probe), tuned.architecture(),
+                         output_dir, quiet=quiet, initial_weights=model.weights)
+    tuned.weights = torch_weights(result.model)
+    return tuned
+
+
 def reconstruct(
     model: TrainedModel | str | Path,
     scan: Scan | str | Path,

@@ -67,12 +67,16 @@ def train_torch(
     resume: Path | None = None,
     quiet: bool = False,
     batch_observers: list | None = None,
+    initial_weights: dict | None = None,
 ) -> TorchTrainingResult:
     config = settings.training
     pl.seed_everything(config.seed, workers=True, verbose=False)
     train_idx, val_idx = split_groups(len(grouped), config.validation_fraction, config.seed)
     monitor = "val_loss" if len(val_idx) else "train_loss"
-    module = PINNModule(PtychoPINN(arch, probe), scales.photon_scale, config, monitor=monitor)
+    network = PtychoPINN(arch, probe)
+    if initial_weights is not None:
+        network.load_state_dict({k: torch.as_tensor(v) for k, v in initial_weights.items()})
+    module = PINNModule(network, scales.photon_scale, config, monitor=monitor)
     module.batch_observers.extend(batch_observers or ())
     train_loader = make_loader(GroupDataset(grouped, train_idx), config.batch_size, True, config.seed)
     val_loader = (

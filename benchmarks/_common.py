@@ -1,0 +1,52 @@
+"""Shared helpers of the benchmark scripts: machine description and result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine_description() -> dict:
+    import torch
+
+    description = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    return description
+
+
+def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
+    from ptychopinn._atomic import write_json_atomic, write_text_atomic
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    payload = {"name": name, "recorded": stamp, "machine": machine_description(), **payload}
+    tag = "gpu" if payload["machine"]["cuda"] else "cpu"
+    json_path = write_json_atomic(RESULTS / f"{name}_{tag}.json", payload)
+    md_path = write_text_atomic(RESULTS / f"{name}_{tag}.md", markdown + "\n")
+    return json_path, md_path
+
+
+def timed(function, repeats: int = 1) -> float:
+    """Best wall time of ``repeats`` calls, seconds."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def print_json(payload: dict) -> None:
+    print(json.dumps(payload, indent=2))
