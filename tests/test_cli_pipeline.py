@@ -108,3 +108,26 @@ def test_missing_model_is_a_clear_error(workspace, tmp_path):
 def test_help(command):
     out = run_cli(command, "--help").stdout
     assert "usage: ptychopinn" in out
+
+
+def test_infer_with_finetune_and_refinement(workspace, trained_dir, tmp_path):
+    bundle = trained_dir / "model.pinn"
+    before = bundle.read_bytes()
+    out = tmp_path / "tuned"
+    result = run_cli("infer", "--model", str(bundle), "--data", str(workspace / "scan.npz"),
+                     "--output-dir", str(out), "--finetune-epochs", "1", "--refine-steps", "2", "-q")
+    assert bundle.read_bytes() == before  # the bundle on disk is unchanged without --save-model
+    assert not (out / "model_finetuned.pinn").exists()
+    network = Reconstruction.load(out / "network_reconstruction.npz")
+    refined = Reconstruction.load(out / "reconstruction.npz")
+    # refinement writes its own canvas (scan positions ± N/2), different from the network's
+    assert network.object.shape != refined.object.shape or not np.allclose(network.object, refined.object)
+    assert refined.mask.sum() > 0.5 * network.mask.sum()
+    assert (out / "refinement_loss.png").stat().st_size > 0 and "refined 2 passes" in result.stdout
+    run_cli("infer", "--model", str(bundle), "--data", str(workspace / "scan.npz"), "--output-dir",
+            str(tmp_path / "saved"), "--finetune-epochs", "1", "--save-model", "-q")
+    from ptychopinn.model_store import load_model
+
+    tuned = load_model(tmp_path / "saved" / "model_finetuned.pinn")
+    original = load_model(bundle)
+    assert any(not np.array_equal(tuned.weights[k], original.weights[k]) for k in original.weights)
