@@ -7,7 +7,8 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from ptychopinn.physics import extract_patches
-from ptychopinn.stitch import StitchedObject, Stitcher, bilinear_splat, stitch
+from ptychopinn.reconstruction import Reconstruction
+from ptychopinn.stitch import Stitcher, bilinear_splat, stitch
 
 N = 32
 SIZE = 96
@@ -43,7 +44,7 @@ def slice_patches(obj: np.ndarray, centers_xy: np.ndarray, n: int = N) -> np.nda
     return np.array(out)
 
 
-def object_view(result: StitchedObject, obj: np.ndarray) -> np.ndarray:
+def object_view(result: Reconstruction, obj: np.ndarray) -> np.ndarray:
     """The true object on the result's canvas (pixel (i, j) ↔ object (i + oy, j + ox)), NaN outside."""
     ox, oy = (int(v) for v in result.origin_xy)
     h, w = result.object.shape

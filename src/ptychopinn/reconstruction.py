@@ -28,7 +28,12 @@ class Reconstruction:
 
     @property
     def mask(self) -> np.ndarray:
+        """Pixels the reconstruction covers (elsewhere the object is 0)."""
         return self.coverage > 0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.object.shape
 
     def save(self, path: str | Path) -> Path:
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:

@@ -16,38 +16,13 @@ Only the canvas (complex sum and coverage) is held; patches stream through :meth
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
+from ptychopinn.reconstruction import Reconstruction
+
 WEIGHTINGS = ("crop", "probe")
 _TINY = 1e-12
-
-
-@dataclass(frozen=True)
-class StitchedObject:
-    """A stitched object on a canvas whose pixel (i, j) is object pixel (i + oy, j + ox).
-
-    ``object`` is 0 wherever ``mask`` is False (coverage below the threshold); it never holds NaN.
-    """
-
-    object: np.ndarray
-    coverage: np.ndarray
-    mask: np.ndarray
-    origin_xy: tuple[float, float]
-
-    @property
-    def amplitude(self) -> np.ndarray:
-        return np.abs(self.object)
-
-    @property
-    def phase(self) -> np.ndarray:
-        """Phase in radians; 0 where not covered."""
-        return np.where(self.mask, np.angle(self.object), 0.0).astype(np.float32)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.object.shape
 
 
 class Stitcher:
@@ -105,18 +80,15 @@ class Stitcher:
         for patch, center in zip(patches, centers, strict=True):
             self._add_one(patch, center)
 
-    def result(self) -> StitchedObject:
-        """Normalised object: sum / coverage where coverage ≥ threshold · max W, else 0."""
+    def result(self) -> Reconstruction:
+        """Normalised object: sum / coverage where coverage ≥ threshold · max W, else 0 (and the
+        coverage is reported as 0 there, so ``mask`` = coverage > 0)."""
         mask = self._coverage >= self.threshold * float(self._window.max())
         mask &= self._coverage > 0
         obj = np.zeros(self._sum.shape, dtype=np.complex64)
         obj[mask] = self._sum[mask] / self._coverage[mask]
-        return StitchedObject(
-            object=obj,
-            coverage=self._coverage.astype(np.float32),
-            mask=mask,
-            origin_xy=self.origin_xy,
-        )
+        coverage = np.where(mask, self._coverage, 0).astype(np.float32)
+        return Reconstruction(object=obj, coverage=coverage, origin_xy=self.origin_xy)
 
     def _add_one(self, patch: np.ndarray, center: np.ndarray) -> None:
         m = self._window.shape[0]
@@ -151,7 +123,7 @@ def stitch(
     centers_xy: np.ndarray,
     patch_size: int | None = None,
     **kwargs,
-) -> StitchedObject:
+) -> Reconstruction:
     """One-shot stitching of (B, N, N) patches at (B, 2) centres; kwargs go to :class:`Stitcher`."""
     patches = np.asarray(patches)
     if patch_size is None:

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn.config import Settings, StitchWeighting, resolve_settings
+from ptychopinn.architecture import canvas_size_for
+from ptychopinn.config import Backend, Settings, StitchWeighting, resolve_settings
 from ptychopinn.data import Scan, load_scan
 from ptychopinn.grouped import GroupedScan
 from ptychopinn.model_store import ModelGeometry, TrainedModel, load_model, torch_weights
@@ -39,6 +40,26 @@ def _as_settings(settings: Settings | None, overrides: dict[str, Any] | None) ->
     if settings is not None and overrides:
         return resolve_settings(None, {**settings.to_plain(), **overrides})
     return settings if settings is not None else resolve_settings(None, overrides)
+
+
+def _with_backend(settings: Settings, backend: Backend | str | None) -> Settings:
+    """``settings`` with ``backend`` (when given) replacing ``settings.backend``."""
+    if backend is None or Backend(backend) is settings.backend:
+        return settings
+    settings = settings.model_copy(deep=True)
+    settings.backend = Backend(backend)
+    return settings
+
+
+def require_backend(backend: Backend | str) -> Backend:
+    """The backend, after checking it can be loaded (TensorFlow is optional: a clear error
+    naming ``pip install 'ptychopinn[tensorflow]'`` when it is missing)."""
+    backend = Backend(backend)
+    if backend is Backend.tensorflow:
+        from ptychopinn.tf_backend.runtime import tensorflow
+
+        tensorflow()
+    return backend
 
 
 def build_scales(scan: Scan, settings: Settings) -> ScaleContract:
@@ -67,10 +88,14 @@ def train(
     overrides: dict[str, Any] | None = None,
     resume: str | Path | None = None,
     quiet: bool = True,
+    backend: Backend | str | None = None,
 ) -> TrainedModel:
     """Train on ``scan`` (no ground truth used); writes model.pinn, config.yaml, metrics.csv and
-    training_curves.png into ``output_dir`` and returns the trained model."""
-    return train_with_summary(scan, output_dir, settings, overrides=overrides, resume=resume, quiet=quiet).model
+    training_curves.png into ``output_dir`` and returns the trained model.
+
+    ``backend`` ("torch" or "tensorflow") overrides ``settings.backend`` (default torch)."""
+    return train_with_summary(scan, output_dir, settings, overrides=overrides, resume=resume, quiet=quiet,
+                              backend=backend).model
 
 
 def train_with_summary(
@@ -82,13 +107,12 @@ def train_with_summary(
     resume: str | Path | None = None,
     quiet: bool = True,
     batch_observers: list | None = None,
+    backend: Backend | str | None = None,
 ) -> TrainingSummary:
-    import torch
-
-    from ptychopinn.torch_backend.ops import canvas_size_for
-    from ptychopinn.torch_backend.training import train_torch
-
-    settings = _as_settings(settings, overrides)
+    settings = _with_backend(_as_settings(settings, overrides), backend)
+    require_backend(settings.backend)
+    if resume and settings.backend is not Backend.torch:
+        raise ValueError("--resume continues a Lightning checkpoint: it needs --backend torch")
     scan = _as_scan(scan, settings.data.intensity)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -97,14 +121,25 @@ def train_with_summary(
     scales = build_scales(scan, settings)
     probe = normalize_probe(scan.probe, settings.physics.probe_scale, settings.physics.probe_mask)
     geometry = ModelGeometry(scan.patch_size, canvas_size_for(scan.patch_size, grouped.max_offset))
-    draft = TrainedModel(settings, geometry, scales, probe, weights={}, backend="torch")
+    draft = TrainedModel(settings, geometry, scales, probe, weights={}, backend=settings.backend.value)
     log.info("scale contract: a=%.6g, n̄=%.6g counts, S=%.6g", scales.input_scale,
              scales.mean_counts, scales.photon_scale)
-    result = train_torch(
-        grouped, settings, scales, torch.from_numpy(probe), draft.architecture(), output_dir,
-        resume=Path(resume) if resume else None, quiet=quiet, batch_observers=batch_observers,
-    )
-    draft.weights = torch_weights(result.model)
+    if settings.backend is Backend.tensorflow:
+        from ptychopinn.tf_backend.training import train_tf
+
+        result = train_tf(grouped, settings, scales, probe, draft.architecture(), output_dir,
+                          quiet=quiet, batch_observers=batch_observers)
+        draft.weights = result.weights
+    else:
+        import torch
+
+        from ptychopinn.torch_backend.training import train_torch
+
+        result = train_torch(
+            grouped, settings, scales, torch.from_numpy(probe), draft.architecture(), output_dir,
+            resume=Path(resume) if resume else None, quiet=quiet, batch_observers=batch_observers,
+        )
+        draft.weights = torch_weights(result.model)
     model_path = draft.save(output_dir / MODEL_FILE)
     draft.source = model_path
     if result.metrics_csv is not None:
@@ -157,26 +192,26 @@ def reconstruct(
     stitch_weighting: StitchWeighting | str | None = None,
     show_progress: bool = False,
     batch_observers: list | None = None,
+    backend: Backend | str | None = None,
 ) -> Reconstruction:
     """Stream ``scan`` through ``model`` and stitch the object in object pixel coordinates.
 
     The scan is grouped with the model's settings and normalised with its own input scale a
     (the scale contract's function); memory is bounded by one batch plus the canvas.
     ``batch_observers`` are called as ``observe("infer", batch_idx, (x, offsets), output)`` after
-    every batch (diagnostics hook; the same signature as training's observers).
+    every batch (diagnostics hook; the same signature as training's observers; torch tensors
+    with the torch backend, NumPy arrays with the TensorFlow backend).
+    ``backend``: "torch" or "tensorflow"; default: the model's ``settings.backend`` (the backend
+    it was trained with). Either backend runs a model trained by either.
     """
-    import torch
-
-    from ptychopinn.torch_backend.device import resolve_device
-
     model = load_model(model) if not isinstance(model, TrainedModel) else model
+    backend = require_backend(backend or model.settings.backend)
     inference = model.settings.inference
     scan = _as_scan(scan, model.settings.data.intensity)
     _check_compatible(model, scan)
     grouped = GroupedScan.build(scan, model.settings.data, n_groups)
     _log_scales(model.scales, grouped)
-    device = resolve_device(accelerator or inference.accelerator)
-    network = model.torch_module(device)
+    run_batch = _batch_runner(model, backend, accelerator or inference.accelerator)
     stitcher = Stitcher(
         grouped.centers(slice(None)), model.patch_size,
         crop=stitch_crop or inference.stitch_crop,
@@ -184,17 +219,41 @@ def reconstruct(
         probe=model.probe, align_phase=model.settings.data.channels == 1,
     )
     batches = list(grouped.batches(batch_size or inference.batch_size))
-    with torch.inference_mode():
-        for index, selection in enumerate(progress(batches, "reconstructing", enabled=show_progress)):
-            x = torch.from_numpy(grouped.diffraction(selection)).to(device)
-            offsets = torch.from_numpy(grouped.offsets(selection)).to(device)
-            output = network(x, offsets)
-            stitcher.add(output.group_object.cpu().numpy(), grouped.centers(selection))
-            for observe in batch_observers or ():
-                observe("infer", index, (x, offsets), output)
-    stitched = stitcher.result()
-    coverage = np.where(stitched.mask, stitched.coverage, 0).astype(np.float32)
-    return Reconstruction(stitched.object, coverage, stitched.origin_xy)
+    for index, selection in enumerate(progress(batches, "reconstructing", enabled=show_progress)):
+        inputs, output, group_object = run_batch(grouped.diffraction(selection), grouped.offsets(selection))
+        stitcher.add(group_object, grouped.centers(selection))
+        for observe in batch_observers or ():
+            observe("infer", index, inputs, output)
+    return stitcher.result()
+
+
+def _batch_runner(model: TrainedModel, backend: Backend, accelerator: str):
+    """A function (x, offsets) NumPy → (inputs, output, group_object NumPy) for one backend."""
+    if backend is Backend.tensorflow:
+        from ptychopinn.tf_backend.inference import Predictor
+
+        predictor = Predictor(model.tf_model(), accelerator)
+
+        def run_tensorflow(x: np.ndarray, offsets: np.ndarray):
+            output = predictor(x, offsets)
+            return (x, offsets), output, output.group_object
+
+        return run_tensorflow
+
+    import torch
+
+    from ptychopinn.torch_backend.device import resolve_device
+
+    device = resolve_device(accelerator)
+    network = model.torch_module(device)
+
+    def run_torch(x: np.ndarray, offsets: np.ndarray):
+        with torch.inference_mode():
+            inputs = (torch.from_numpy(x).to(device), torch.from_numpy(offsets).to(device))
+            output = network(*inputs)
+            return inputs, output, output.group_object.cpu().numpy()
+
+    return run_torch
 
 
 def _check_compatible(model: TrainedModel, scan: Scan) -> None:
