@@ -1,0 +1,165 @@
+"""Reconstruction quality against wall time, on scans, objects and probes of several kinds.
+
+    python benchmarks/quality.py [--objects grf lines image] [--probes disk defocused]
+                                 [--epochs 8] [--passes 30] [--size 160]
+
+For every object × probe case (1e6 photons, ~75 % linear overlap, N = 64) it records phase SSIM,
+phase PSNR and amplitude SSIM (SPEC §8) of:
+- the network alone at gridsize 1 and gridsize 2 (default architecture), and the
+  predecessor-style gridsize-2 model (joint channels, central head) under the same budget;
+- network (gridsize 2) + refinement, pass by pass;
+- refinement from a flat object (the iterative baseline), pass by pass;
+with the passes each refinement needs to reach phase SSIM 0.9 and the wall-time ratio including the
+network's inference. Writes a table, JSON, a quality-vs-time plot per case and side-by-side figures
+to benchmarks/results/quality_*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import RESULTS, print_json, write_results  # noqa: E402
+
+from ptychopinn.evaluation import evaluate_against_truth, evaluate_and_plot  # noqa: E402
+from ptychopinn.physics.simulate import simulate  # noqa: E402
+from ptychopinn.refine import RefineOptions, refine  # noqa: E402
+from ptychopinn.workflow import reconstruct, train_with_summary  # noqa: E402
+
+SCORES = ("phase_ssim", "phase_psnr", "amplitude_ssim")
+PREDECESSOR = {"model": {"group_encoding": "joint", "head": "central",
+                         "amplitude_activation": "sigmoid"}}
+
+
+def network_run(scan, workdir: Path, gridsize: int, epochs: int, extra: dict | None = None):
+    overrides = {"data": {"gridsize": gridsize}, "training": {"epochs": epochs},
+                 "model": {"n_filters_scale": 1}}
+    for section, values in (extra or {}).items():
+        overrides.setdefault(section, {}).update(values)
+    start = time.perf_counter()
+    summary = train_with_summary(scan, workdir, overrides=overrides, quiet=True)
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    result = reconstruct(summary.model, scan)
+    infer_s = time.perf_counter() - start
+    return result, train_s, infer_s
+
+
+def scores(reconstruction, scan) -> dict:
+    metrics = evaluate_against_truth(reconstruction, scan)
+    return {k: round(float(metrics[k]), 4) for k in SCORES}
+
+
+def refinement_curve(scan, init, passes: int):
+    curve = []
+    start = time.perf_counter()
+    paused = [0.0]
+
+    def track(index, reconstruction):
+        pause = time.perf_counter()
+        curve.append({"pass": index + 1, **scores(reconstruction, scan)})
+        paused[0] += time.perf_counter() - pause
+
+    result = refine(scan, init, RefineOptions(passes=passes), on_pass=track)
+    seconds = time.perf_counter() - start - paused[0]
+    for point in curve:
+        point["seconds"] = round(seconds * point["pass"] / passes, 3)
+    return result, curve, seconds
+
+
+def passes_to(curve: list[dict], threshold: float = 0.9) -> int | None:
+    return next((p["pass"] for p in curve if p["phase_ssim"] >= threshold), None)
+
+
+def run_case(obj: str, probe: str, args, root: Path) -> dict:
+    scan = simulate(obj, size=args.size, n=64, step=args.step, photons=1e6, probe=probe, seed=args.seed)
+    case = {"object": obj, "probe": probe, "patterns": scan.n_patterns}
+    workdir = root / f"{obj}_{probe}"
+    net1, t1, i1 = network_run(scan, workdir / "g1", 1, args.epochs)
+    net2, t2, i2 = network_run(scan, workdir / "g2", 2, args.epochs)
+    old, t3, i3 = network_run(scan, workdir / "g2_predecessor", 2, args.epochs, PREDECESSOR)
+    case["network_g1"] = {**scores(net1, scan), "train_s": round(t1, 1), "infer_s": round(i1, 2)}
+    case["network_g2"] = {**scores(net2, scan), "train_s": round(t2, 1), "infer_s": round(i2, 2)}
+    case["predecessor_g2"] = {**scores(old, scan), "train_s": round(t3, 1), "infer_s": round(i3, 2)}
+    polished, curve_net, refine_net_s = refinement_curve(scan, net2, args.passes)
+    baseline, curve_flat, refine_flat_s = refinement_curve(scan, None, args.passes)
+    case["network_refined"] = {**curve_net[-1], "curve": curve_net, "passes_to_0.9": passes_to(curve_net)}
+    case["flat_refined"] = {**curve_flat[-1], "curve": curve_flat, "passes_to_0.9": passes_to(curve_flat)}
+    p_net, p_flat = passes_to(curve_net), passes_to(curve_flat)
+    if p_net and p_flat:
+        net_time = i2 + refine_net_s * p_net / args.passes
+        flat_time = refine_flat_s * p_flat / args.passes
+        case["time_ratio_to_0.9"] = round(net_time / flat_time, 3)
+    evaluate_and_plot(polished.reconstruction, scan, RESULTS / f"quality_{obj}_{probe}",
+                      others={"network g2": net2, "flat start": baseline.reconstruction},
+                      label="network + refinement")
+    plot_case(case, i2, RESULTS / f"quality_{obj}_{probe}" / "quality_vs_time.png")
+    return case
+
+
+def plot_case(case: dict, network_infer_s: float, path: Path) -> None:
+    from ptychopinn._atomic import save_figure_atomic
+    from ptychopinn.plots import new_figure
+
+    figure = new_figure(5.5, 3.8)
+    axis = figure.subplots()
+    for key, label, offset in (("network_refined", "network + refinement", network_infer_s),
+                               ("flat_refined", "refinement from flat", 0.0)):
+        curve = case[key]["curve"]
+        axis.plot([offset + p["seconds"] for p in curve], [p["phase_ssim"] for p in curve], "o-", ms=3,
+                  label=label)
+    for key, marker in (("network_g1", "s"), ("network_g2", "D"), ("predecessor_g2", "x")):
+        axis.plot([case[key]["infer_s"]], [case[key]["phase_ssim"]], marker, label=key.replace("_", " "))
+    axis.axhline(0.9, color="gray", ls=":")
+    axis.set(xlabel="wall time after training (s)", ylabel="phase SSIM", ylim=(-0.05, 1.0),
+             title=f"{case['object']} / {case['probe']} probe")
+    axis.legend(fontsize=7)
+    save_figure_atomic(figure, path, dpi=110)
+
+
+def table(cases: list[dict]) -> str:
+    lines = ["| object | probe | net g1 | net g2 | predecessor g2 | net g2 + refine | flat refine | "
+             "passes to 0.9 (net / flat) | time ratio to 0.9 |", "|" + "---|" * 9]
+    for c in cases:
+        lines.append(
+            f"| {c['object']} | {c['probe']} | {c['network_g1']['phase_ssim']:.3f} | "
+            f"{c['network_g2']['phase_ssim']:.3f} | {c['predecessor_g2']['phase_ssim']:.3f} | "
+            f"{c['network_refined']['phase_ssim']:.3f} | {c['flat_refined']['phase_ssim']:.3f} | "
+            f"{c['network_refined']['passes_to_0.9']} / {c['flat_refined']['passes_to_0.9']} | "
+            f"{c.get('time_ratio_to_0.9', '–')} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", nargs="+", default=["grf", "lines", "image"])
+    parser.add_argument("--probes", nargs="+", default=["disk", "defocused"])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--passes", type=int, default=30)
+    parser.add_argument("--size", type=int, default=160)
+    parser.add_argument("--step", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/ptychopinn_quality"))
+    args = parser.parse_args()
+    cases = []
+    for obj in args.objects:
+        for probe in args.probes:
+            cases.append(run_case(obj, probe, args, args.workdir))
+            print(table(cases[-1:]), flush=True)
+    payload = {"phase SSIM columns": "network alone / refined, final pass", "epochs": args.epochs,
+               "passes": args.passes, "cases": cases,
+               "command": "python benchmarks/quality.py " + " ".join(sys.argv[1:])}
+    header = (f"# reconstruction quality (phase SSIM; {args.epochs} training epochs, "
+              f"{args.passes} refinement passes)\n\n")
+    json_path, md_path = write_results("quality", payload, header + table(cases))
+    print_json({k: v for k, v in payload.items() if k != "cases"})
+    print(table(cases))
+    print(f"results: {json_path}, {md_path}")
+
+
+if __name__ == "__main__":
+    main()
