@@ -17,3 +17,12 @@ def tiny_scan():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="module", params=["torch", "tensorflow"])
+def backend(request):
+    """Each backend behind one NumPy-in/NumPy-out interface (tests/backend_adapters.py); the op,
+    model and reconstruction suites that use it run once per backend, with the same assertions."""
+    from backend_adapters import ADAPTERS
+
+    return ADAPTERS[request.param]()

@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from test_cli_foundation import run_cli
 
 from ptychopinn.config import Settings
 from ptychopinn.data import save_scan
 from ptychopinn.reconstruction import Reconstruction
+from test_cli_foundation import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +44,12 @@ def test_config_file_is_used_and_flags_win(workspace, tmp_path):
     config.write_text("training:\n  epochs: 1\n  batch_size: 32\nmodel:\n  n_filters_scale: 1\n"
                       "data:\n  gridsize: 1\n  n_groups: 40\n")
     run_cli("train", "--train-data", str(workspace / "scan.npz"), "--output-dir", str(tmp_path / "o"),
-            "--config", str(config), "--batch-size", "20", "-q")
+            "--config", str(config), "--batch-size", "20", "--input-mode", "amplitude",
+            "--group-encoding", "joint", "-q")
     settings = Settings.load(tmp_path / "o" / "config.yaml")
     assert settings.training.batch_size == 20 and settings.data.n_groups == 40
     assert settings.data.gridsize == 1
+    assert settings.model.input_mode.value == "amplitude" and settings.model.group_encoding.value == "joint"
 
 
 @pytest.fixture(scope="module")

@@ -35,3 +35,22 @@ def test_torch_features_match_reference(rng):
     phase, inverse = backprojection_filters(torch.from_numpy(probe))
     got = torch_features(torch.from_numpy(amplitudes), phase, inverse).numpy()
     np.testing.assert_allclose(got, input_features(amplitudes.astype(np.float64), probe), atol=1e-5)
+
+
+def test_model_with_backprojection_input_has_three_features_per_pattern():
+    from ptychopinn.architecture import Architecture
+    from ptychopinn.config import GroupEncoding, InputMode
+    from ptychopinn.torch_backend.model import PtychoPINN
+
+    probe = torch.from_numpy(normalize_probe(make_probe(32, "defocused")))
+    for encoding, expected in ((GroupEncoding.per_pattern, 3), (GroupEncoding.joint, 12)):
+        arch = Architecture(patch_size=32, channels=4, n_filters_scale=1, group_encoding=encoding,
+                            input_mode=InputMode.backprojection, canvas_size=44)
+        model = PtychoPINN(arch, probe).eval()
+        assert model.generator.encoder.blocks[0][0][0].in_channels == expected
+        x = torch.rand(2, 4, 32, 32)
+        with torch.no_grad():
+            features = model.input_features(x)
+            out = model(x, torch.zeros(2, 4, 2))
+        assert features.shape == (2, 4, 3, 32, 32) and torch.equal(features[:, :, 0], x)
+        assert out.amplitude.shape == (2, 4, 32, 32)

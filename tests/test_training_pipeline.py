@@ -107,8 +107,9 @@ def test_forward_parity_training_and_inference_paths(trained, tiny_scan):
     assert torch.equal(captured["out"].amplitude, inference.amplitude)
 
 
-def test_reconstruction_is_in_object_coordinates(trained, tiny_scan):
-    result = reconstruct(trained.model, tiny_scan, batch_size=7)
+def test_reconstruction_is_in_object_coordinates(trained, tiny_scan, backend):
+    """Streaming reconstruction and stitching through either backend (``backend`` fixture)."""
+    result = reconstruct(trained.model, tiny_scan, batch_size=7, backend=backend.name)
     centers = GroupedScan.build(tiny_scan, trained.model.settings.data).groups.centers_xy
     ox, oy = result.origin_xy
     # the covered pixels span the group centres ± crop/2 in object coordinates
@@ -116,7 +117,7 @@ def test_reconstruction_is_in_object_coordinates(trained, tiny_scan):
     assert cols.min() + ox == pytest.approx(centers[:, 0].min() - 10, abs=1.5)
     assert rows.max() + oy == pytest.approx(centers[:, 1].max() + 10, abs=1.5)
     assert np.isfinite(result.object).all() and not result.object[~result.mask].any()
-    same = reconstruct(trained.model, tiny_scan, batch_size=64)
+    same = reconstruct(trained.model, tiny_scan, batch_size=64, backend=backend.name)
     np.testing.assert_allclose(same.object, result.object, atol=1e-5)  # batching does not matter
 
 

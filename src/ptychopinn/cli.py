@@ -11,13 +11,21 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ptychopinn.cli_diagnostics import (
+    DIAGNOSTIC_COMMANDS,
+    InferDiagnostics,
+    add_infer_diagnostic_flags,
+    add_train_diagnostic_flags,
+    train_observers,
+)
 from ptychopinn.cli_refine import (
     add_infer_options,
     add_refine_command,
     maybe_finetune,
     run_refinement,
 )
-from ptychopinn.config import HeadKind
+from ptychopinn.cli_tensorflow import add_backend_flag, add_parity_command
+from ptychopinn.config import GroupEncoding, HeadKind, InputMode
 
 log = logging.getLogger("ptychopinn")
 
@@ -123,6 +131,8 @@ def _add_train(commands) -> None:
     p.add_argument("--config", type=Path, default=None, help="YAML/JSON settings file")
     p.add_argument("--resume", type=Path, default=None, help="continue from a Lightning checkpoint")
     _add_setting_flags(p)
+    add_backend_flag(p)
+    add_train_diagnostic_flags(p)
     p.set_defaults(handler=_cmd_train)
 
 
@@ -145,6 +155,11 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
          help="filter multiplier s of the cnn [2]")
     flag("--head", choices=[h.value for h in HeadKind], default=None,
          help="object head: full field, central N/2 (predecessor) or central + border branch [full]")
+    flag("--input-mode", dest="input_mode", choices=[m.value for m in InputMode], default=None,
+         help="generator input: amplitude + back-projected object estimate, or the amplitude alone "
+         "(predecessor) [backprojection]")
+    flag("--group-encoding", dest="group_encoding", choices=[g.value for g in GroupEncoding], default=None,
+         help="one shared network per pattern, or a group's patterns as channels (predecessor) [per_pattern]")
     flag("--object-big", dest="object_big", action=argparse.BooleanOptionalAction, default=None,
          help="merge each group's patches into one canvas [on for gridsize > 1]")
     flag("--probe-mask", dest="probe_mask", action=argparse.BooleanOptionalAction, default=None,
@@ -168,7 +183,8 @@ def _setting_overrides(args: argparse.Namespace) -> dict:
                  "n_groups": args.n_groups, "intensity": args.intensity, "seed": args.seed},
         "physics": {"probe_mask": args.probe_mask, "nphotons": args.nphotons},
         "model": {"n_filters_scale": args.n_filters_scale, "head": args.head,
-                  "object_big": args.object_big},
+                  "object_big": args.object_big, "input_mode": args.input_mode,
+                  "group_encoding": args.group_encoding},
         "training": {"epochs": args.epochs, "batch_size": args.batch_size,
                      "learning_rate": args.lr, "loss": args.loss, "seed": args.seed,
                      "accelerator": args.accelerator, "devices": devices,
@@ -180,9 +196,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ptychopinn.config import resolve_settings
     from ptychopinn.workflow import train_with_summary
 
-    settings = resolve_settings(args.config, _setting_overrides(args))
+    settings = resolve_settings(args.config, {**_setting_overrides(args), "backend": args.backend})
     summary = train_with_summary(args.train_data, args.output_dir, settings, resume=args.resume,
-                                 quiet=args.quiet)
+                                 quiet=args.quiet, batch_observers=train_observers(args))
     print(f"trained {summary.epochs_run} epochs on {summary.device}; model: {summary.model_path}")
     if args.test_data:
         _reconstruct_and_report(summary.model, args.test_data, args.output_dir / "test", args)
@@ -215,6 +231,8 @@ def _add_infer(commands) -> None:
     p.add_argument("--stitch-weighting", dest="stitch_weighting", choices=["crop", "probe"],
                    default=None, help="hard central crop, or |probe|² weights [crop]")
     add_infer_options(p)
+    add_backend_flag(p, infer=True)
+    add_infer_diagnostic_flags(p)
     p.set_defaults(handler=_cmd_infer)
 
 
@@ -233,10 +251,12 @@ def _reconstruct_and_report(model, data: Path, output_dir: Path, args: argparse.
 
     scan = load_scan(data, intensity=model.settings.data.intensity)
     model = maybe_finetune(model, scan, output_dir, args)
+    diagnostics = InferDiagnostics(args, output_dir)
     result = reconstruct(
         model, scan, batch_size=getattr(args, "batch_size", None), n_groups=getattr(args, "n_groups", None),
         accelerator=getattr(args, "accelerator", None), stitch_crop=getattr(args, "stitch_crop", None),
         stitch_weighting=getattr(args, "stitch_weighting", None), show_progress=not args.quiet,
+        batch_observers=diagnostics.observers, backend=getattr(args, "backend", None),
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     result.save(output_dir / "reconstruction.npz")
@@ -245,6 +265,7 @@ def _reconstruct_and_report(model, data: Path, output_dir: Path, args: argparse.
     print(f"reconstruction {result.object.shape[0]}×{result.object.shape[1]} "
           f"(origin x={result.origin_xy[0]:g}, y={result.origin_xy[1]:g}): "
           f"{output_dir / 'reconstruction.npz'}")
+    diagnostics.finish(model, scan, result)
     network_result = result
     if getattr(args, "refine_steps", 0):
         result.save(output_dir / "network_reconstruction.npz")
@@ -328,7 +349,12 @@ def _add_refine(commands) -> None:
     add_refine_command(commands, _common_options(), _HelpFormatter)
 
 
-COMMANDS = [_add_simulate, _add_inspect, _add_train, _add_infer, _add_evaluate, _add_refine, _add_demo]
+def _add_parity(commands) -> None:
+    add_parity_command(commands, _common_options(), _HelpFormatter)
+
+
+COMMANDS = [_add_simulate, _add_inspect, _add_train, _add_infer, _add_evaluate, _add_refine, _add_demo,
+            _add_parity, *DIAGNOSTIC_COMMANDS]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -42,6 +42,13 @@ class GroupEncoding(str, Enum):
     joint = "joint"  # predecessor: the C patterns are the input channels of one network
 
 
+class InputMode(str, Enum):
+    """What the generator is given for each pattern."""
+
+    backprojection = "backprojection"  # amplitude + the back-projected object estimate (3 channels)
+    amplitude = "amplitude"  # predecessor: the normalised amplitude alone
+
+
 class AmplitudeActivation(str, Enum):
     scaled_sigmoid = "scaled_sigmoid"  # 2·sigmoid: headroom above 1
     sigmoid = "sigmoid"  # predecessor: capped at 1
@@ -91,6 +98,7 @@ class ModelConfig(StrictModel):
     object_big: bool | None = Field(None, description="merge a group's patches; None = gridsize > 1")
     head: HeadKind = HeadKind.full
     group_encoding: GroupEncoding = GroupEncoding.per_pattern
+    input_mode: InputMode = InputMode.backprojection
     amplitude_activation: AmplitudeActivation = AmplitudeActivation.scaled_sigmoid
 
 

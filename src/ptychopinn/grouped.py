@@ -58,3 +58,27 @@ class GroupedScan:
     @property
     def max_offset(self) -> float:
         return float(np.abs(self.groups.offsets_xy).max(initial=0.0))
+
+
+def split_groups(n_groups: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (train, validation) index split; validation is empty when it would round to 0.
+
+    Backend-neutral: both backends train and validate on exactly these groups.
+    """
+    order = np.random.default_rng(seed).permutation(n_groups)
+    n_val = int(round(validation_fraction * n_groups))
+    if n_val >= n_groups:
+        n_val = n_groups - 1
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def epoch_order(n_items: int, epoch: int, seed: int, shuffle: bool = True) -> np.ndarray:
+    """The order in which an epoch visits ``n_items`` (positions into a selection).
+
+    A seeded permutation per (seed, epoch), or ``arange`` without shuffling. Both backends draw
+    their batches from this, so the same seed gives both the same batches in the same order
+    (and a resumed run continues with the order of the epoch it resumes at).
+    """
+    if not shuffle:
+        return np.arange(n_items)
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(n_items)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ptychopinn.architecture import Architecture
 from ptychopinn.bundle import Bundle, BundleError, check_weights, load_bundle, save_bundle
-from ptychopinn.config import AmplitudeActivation, GroupEncoding, HeadKind, Settings
+from ptychopinn.config import AmplitudeActivation, GroupEncoding, HeadKind, InputMode, Settings
 from ptychopinn.physics.scaling import ScaleContract
 
 
@@ -37,10 +38,8 @@ class TrainedModel:
     def patch_size(self) -> int:
         return self.geometry.patch_size
 
-    def architecture(self):
-        """The torch :class:`Architecture` (imported lazily: TF users need no torch model)."""
-        from ptychopinn.torch_backend.model import Architecture
-
+    def architecture(self) -> Architecture:
+        """The backend-neutral :class:`~ptychopinn.architecture.Architecture` of this model."""
         s = self.settings
         return Architecture(
             patch_size=self.geometry.patch_size,
@@ -50,6 +49,7 @@ class TrainedModel:
             head=HeadKind(s.model.head),
             amplitude_activation=AmplitudeActivation(s.model.amplitude_activation),
             group_encoding=GroupEncoding(s.model.group_encoding),
+            input_mode=InputMode(s.model.input_mode),
             probe_mask=s.physics.probe_mask,
             canvas_size=self.geometry.canvas_size,
         )
@@ -65,6 +65,19 @@ class TrainedModel:
         check_weights(self.weights, expected, source=str(self.source or "model"))
         module.load_state_dict({k: torch.from_numpy(v) for k, v in self.weights.items()})
         return module.to(device or "cpu").eval()
+
+    def tf_model(self):
+        """A built Keras network (:mod:`ptychopinn.tf_backend.model`) with these weights.
+
+        The bundle holds canonical (torch-layout) weights whichever backend trained it;
+        :mod:`ptychopinn.tf_backend.weights` converts them. TensorFlow is imported here, lazily.
+        """
+        from ptychopinn.tf_backend.model import build_network
+        from ptychopinn.tf_backend.weights import load_canonical
+
+        network = build_network(self.architecture(), self.probe)
+        load_canonical(network, self.weights, source=str(self.source or "model"))
+        return network
 
     def save(self, path: str | Path) -> Path:
         config = {"settings": self.settings.to_plain(), "geometry": asdict(self.geometry)}
@@ -92,4 +105,5 @@ def load_model(path: str | Path) -> TrainedModel:
 
 
 def torch_weights(module) -> dict[str, np.ndarray]:
+    """Canonical weights of a torch module (its ``state_dict`` is the canonical form)."""
     return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in module.state_dict().items()}

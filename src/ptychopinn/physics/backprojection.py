@@ -31,6 +31,17 @@ def probe_far_field_phase(probe: np.ndarray) -> np.ndarray:
     return field / np.maximum(magnitude, PHASE_FLOOR * magnitude.max())
 
 
+def backprojection_filters(
+    probe: np.ndarray, regularization: float = REGULARIZATION
+) -> tuple[np.ndarray, np.ndarray]:
+    """The two fixed filters of a model, complex64: (far-field unit phase of the probe,
+    conj(P)/(|P|² + δ·max|P|²)). Backends take them from here, so they agree exactly."""
+    probe = np.asarray(probe, dtype=np.complex128)
+    power = np.abs(probe) ** 2
+    inverse = np.conj(probe) / (power + regularization * power.max())
+    return probe_far_field_phase(probe).astype(np.complex64), inverse.astype(np.complex64)
+
+
 def backproject(amplitudes: np.ndarray, probe: np.ndarray, regularization: float = REGULARIZATION) -> np.ndarray:
     """Object estimates (..., N, N) complex from normalised amplitudes (..., N, N)."""
     field = np.fft.ifft2(np.fft.ifftshift(amplitudes * probe_far_field_phase(probe), axes=(-2, -1)),

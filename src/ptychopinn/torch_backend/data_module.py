@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ptychopinn.grouped import GroupedScan
+from ptychopinn.grouped import GroupedScan, epoch_order, split_groups  # noqa: F401  (re-exported)
 
 
 class GroupDataset(Dataset):
@@ -27,15 +27,26 @@ class GroupDataset(Dataset):
         )
 
 
-def split_groups(n_groups: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded (train, validation) index split; validation is empty when it would round to 0."""
-    order = np.random.default_rng(seed).permutation(n_groups)
-    n_val = int(round(validation_fraction * n_groups))
-    if n_val >= n_groups:
-        n_val = n_groups - 1
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
+class EpochOrderSampler(Sampler):
+    """Visits items in :func:`ptychopinn.grouped.epoch_order` (the backend-neutral order).
+
+    Lightning calls :meth:`set_epoch` before every epoch, so epoch e is the same permutation
+    here and in the TensorFlow backend.
+    """
+
+    def __init__(self, n_items: int, shuffle: bool, seed: int):
+        self.n_items, self.shuffle, self.seed, self.epoch = n_items, shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(epoch_order(self.n_items, self.epoch, self.seed, self.shuffle).tolist())
+
+    def __len__(self) -> int:
+        return self.n_items
 
 
 def make_loader(dataset: GroupDataset, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=0)
+    sampler = EpochOrderSampler(len(dataset), shuffle, seed)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=0)

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from ptychopinn.physics.backprojection import PHASE_FLOOR, REGULARIZATION
+from ptychopinn.physics import backprojection
 
 
-def backprojection_filters(probe: torch.Tensor, regularization: float = REGULARIZATION):
-    """(far-field phase of the probe, conj(P)/(|P|² + δ max|P|²)): fixed per model."""
-    field = torch.fft.fftshift(torch.fft.fft2(probe, norm="ortho"), dim=(-2, -1))
-    magnitude = field.abs()
-    phase = field / torch.maximum(magnitude, PHASE_FLOOR * magnitude.max())
-    power = probe.abs() ** 2
-    inverse = probe.conj() / (power + regularization * power.max())
-    return phase, inverse
+def backprojection_filters(probe: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's fixed filters, computed once by the NumPy reference (shared by both backends)."""
+    phase, inverse = backprojection.backprojection_filters(probe.detach().cpu().numpy())
+    return torch.from_numpy(phase).to(probe.device), torch.from_numpy(inverse).to(probe.device)
 
 
 def input_features(amplitudes: torch.Tensor, phase: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ptychopinn.config import AmplitudeActivation, GroupEncoding, HeadKind
+from ptychopinn.architecture import (  # noqa: F401  (re-exported: the historical import path)
+    BOTTLENECK,
+    SUPPORTED_PATCH_SIZES,
+    Architecture,
+)
+from ptychopinn.config import AmplitudeActivation, HeadKind, InputMode
+from ptychopinn.torch_backend.features import backprojection_filters, input_features
 from ptychopinn.torch_backend.ops import (
     crop_centre,
     far_field_amplitude,
@@ -21,52 +27,6 @@ from ptychopinn.torch_backend.ops import (
     pad_to,
     translate,
 )
-
-SUPPORTED_PATCH_SIZES = (32, 64, 128, 256)
-BOTTLENECK = 8
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """Everything needed to rebuild the network (persisted in the bundle)."""
-
-    patch_size: int = 64
-    channels: int = 4  # C = gridsize²
-    n_filters_scale: int = 2
-    object_big: bool = True
-    head: HeadKind = HeadKind.full
-    amplitude_activation: AmplitudeActivation = AmplitudeActivation.scaled_sigmoid
-    group_encoding: GroupEncoding = GroupEncoding.per_pattern
-    probe_mask: bool = False
-    canvas_size: int = 64
-
-    def __post_init__(self) -> None:
-        if self.patch_size not in SUPPORTED_PATCH_SIZES:
-            raise ValueError(f"patch size {self.patch_size} unsupported; use one of {SUPPORTED_PATCH_SIZES}")
-
-    @property
-    def per_pattern(self) -> bool:
-        return self.group_encoding is GroupEncoding.per_pattern
-
-    @property
-    def input_channels(self) -> int:
-        return 1 if self.per_pattern else self.channels
-
-    @property
-    def output_channels(self) -> int:
-        """C' of the heads: C for a merged group (joint), else one patch per network pass."""
-        return self.channels if self.object_big and not self.per_pattern else 1
-
-    @property
-    def encoder_filters(self) -> list[int]:
-        blocks = int(math.log2(self.patch_size // BOTTLENECK))
-        return [32 * 2**i * self.n_filters_scale for i in range(blocks)]
-
-    @property
-    def decoder_filters(self) -> list[int]:
-        """Decoder blocks from the bottleneck up to N/2 (…, 64, 32)·s."""
-        blocks = int(math.log2(self.patch_size // 2 // BOTTLENECK))
-        return [32 * 2 ** (blocks - 1 - i) * self.n_filters_scale for i in range(blocks)]
 
 
 def _conv_pair(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -108,7 +68,7 @@ class Decoder(nn.Module):
             blocks.append(nn.Sequential(_conv_pair(previous, width), nn.Upsample(scale_factor=2)))
             previous = width
         if arch.head is HeadKind.full:
-            width = 32 * arch.n_filters_scale // 2
+            width = arch.full_head_filters
             blocks.append(nn.Sequential(_conv_pair(previous, width), nn.Upsample(scale_factor=2)))
             previous = width
         self.blocks = nn.Sequential(*blocks)
@@ -142,7 +102,7 @@ def _pi_tanh(x: torch.Tensor) -> torch.Tensor:
 
 
 class Generator(nn.Module):
-    """Normalised diffraction amplitudes (B, C, N, N) → complex object patches (B, C', N, N)."""
+    """Per-pattern input features (B, C, F, N, N) → complex object patches (B, C', N, N)."""
 
     def __init__(self, arch: Architecture):
         super().__init__()
@@ -155,12 +115,12 @@ class Generator(nn.Module):
         self.amplitude = Decoder(arch, bottleneck, amplitude_activation)
         self.phase = Decoder(arch, bottleneck, _pi_tanh)
 
-    def forward(self, diffraction: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        batch, channels, count, n, _ = features.shape
         if self.per_pattern:
-            batch, channels, n, _ = diffraction.shape
-            patches = self._patches(diffraction.reshape(batch * channels, 1, n, n))
+            patches = self._patches(features.reshape(batch * channels, count, n, n))
             return patches.reshape(batch, channels, n, n)
-        return self._patches(diffraction)
+        return self._patches(features.reshape(batch, channels * count, n, n))
 
     def _patches(self, diffraction: torch.Tensor) -> torch.Tensor:
         features = self.encoder(diffraction)
@@ -190,9 +150,18 @@ class PtychoPINN(nn.Module):
         mask = _disk(arch.patch_size) if arch.probe_mask else None
         self.register_buffer("probe_mask", mask, persistent=False)
         self.register_buffer("support", _head_support(arch), persistent=False)
+        filters = backprojection_filters(self.probe) if arch.input_mode is InputMode.backprojection else (None, None)
+        self.register_buffer("backprojection_phase", filters[0], persistent=False)
+        self.register_buffer("backprojection_inverse", filters[1], persistent=False)
+
+    def input_features(self, diffraction: torch.Tensor) -> torch.Tensor:
+        """(B, C, N, N) normalised amplitudes → (B, C, F, N, N) generator input."""
+        if self.backprojection_phase is None:
+            return diffraction[:, :, None]
+        return input_features(diffraction, self.backprojection_phase, self.backprojection_inverse)
 
     def forward(self, diffraction: torch.Tensor, offsets_xy: torch.Tensor) -> ForwardOutput:
-        raw = self.generator(diffraction)
+        raw = self.generator(self.input_features(diffraction))
         if self.arch.object_big and self.arch.channels > 1:
             patches, canvas = merge_and_reextract(raw, offsets_xy, self.support, self.arch.canvas_size)
             group_object = crop_centre(canvas, self.arch.patch_size)

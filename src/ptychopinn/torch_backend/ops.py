@@ -6,10 +6,10 @@ batch size or on which other groups share the batch.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
+
+from ptychopinn.architecture import canvas_size_for  # noqa: F401  (re-exported)
 
 
 def translate(images: torch.Tensor, shifts_xy: torch.Tensor) -> torch.Tensor:
@@ -90,9 +90,3 @@ def merge_and_reextract(
     repeated = canvas[:, None].expand(-1, channels, -1, -1).reshape(-1, canvas_size, canvas_size)
     extracted = crop_centre(translate(repeated, -flat_shifts), n)
     return extracted.reshape(batch, channels, n, n), canvas
-
-
-def canvas_size_for(patch_size: int, max_offset: float) -> int:
-    """Smallest even canvas holding a patch moved by up to ``max_offset`` px (plus bilinear margin)."""
-    size = patch_size + 2 * (math.ceil(max_offset) + 1)
-    return size + (size % 2)
