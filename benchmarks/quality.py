@@ -6,7 +6,7 @@
 For every object × probe case (1e6 photons, ~75 % linear overlap, N = 64) it records phase SSIM,
 phase PSNR and amplitude SSIM (SPEC §8) of:
 - the network alone at gridsize 1 and gridsize 2 (default architecture), and the
-  predecessor-style gridsize-2 model (joint channels, central head) under the same budget;
+  predecessor-style gridsize-2 model (joint channels, central head, amplitude input) under the same budget;
 - network (gridsize 2) + refinement, pass by pass;
 - refinement from a flat object (the iterative baseline), pass by pass;
 with the passes each refinement needs to reach phase SSIM 0.9 and the wall-time ratio including the
@@ -31,7 +31,7 @@ from ptychopinn.refine import RefineOptions, refine  # noqa: E402
 from ptychopinn.workflow import reconstruct, train_with_summary  # noqa: E402
 
 SCORES = ("phase_ssim", "phase_psnr", "amplitude_ssim")
-PREDECESSOR = {"model": {"group_encoding": "joint", "head": "central",
+PREDECESSOR = {"model": {"group_encoding": "joint", "head": "central", "input_mode": "amplitude",
                          "amplitude_activation": "sigmoid"}}
 
 
