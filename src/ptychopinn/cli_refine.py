@@ -7,13 +7,15 @@ from pathlib import Path
 
 
 def add_refine_options(parser: argparse.ArgumentParser, steps_flag: str) -> None:
+    from ptychopinn.refine import RefineOptions
+
     group = parser.add_argument_group("refinement (physics-based polishing, SPEC §7)")
     flag = group.add_argument
     flag(steps_flag, dest="refine_steps", type=int, default=0 if steps_flag != "--steps" else 20,
          help="passes over all scan positions, 0: no refinement [%(default)s]")
     flag("--refine-batch-size", dest="refine_batch_size", type=int, default=16,
          help="scan positions per gradient step [%(default)s]")
-    flag("--refine-lr", dest="refine_lr", type=float, default=0.1,
+    flag("--refine-lr", dest="refine_lr", type=float, default=RefineOptions.learning_rate,
          help="initial Adam step, cosine-decayed to 5 %% of it [%(default)s]")
     flag("--refine-loss", dest="refine_loss", choices=["amplitude", "poisson"], default="amplitude",
          help="amplitude least squares (well conditioned) or Poisson NLL [%(default)s]")

@@ -36,7 +36,7 @@ class RefineLoss(str, Enum):
 class RefineOptions:
     passes: int = 20
     batch_size: int = 16
-    learning_rate: float = 0.1
+    learning_rate: float = 0.03  # 0.1 and 0.01 need more passes on most scans (README, quality)
     final_lr_fraction: float = 0.05
     loss: RefineLoss = RefineLoss.amplitude
     refine_probe: bool = False
