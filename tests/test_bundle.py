@@ -244,3 +244,16 @@ def test_check_weights(saved, parts):
 
     with pytest.raises(BundleError, match="my-model"):
         check_weights(parts["weights"], wrong, source="my-model")
+
+
+def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
+    """mkstemp's private 0600 must not leak into results other users of a beamline share read."""
+    import os
+    import stat
+
+    from ptychopinn._atomic import write_text_atomic
+
+    reference = tmp_path / "plain.txt"
+    reference.write_text("x")
+    written = write_text_atomic(tmp_path / "atomic.txt", "x")
+    assert stat.S_IMODE(os.stat(written).st_mode) == stat.S_IMODE(os.stat(reference).st_mode)

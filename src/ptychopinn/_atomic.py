@@ -28,10 +28,18 @@ def atomic_path(destination: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates 0600; give the result the permissions an ordinary open() would have
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, destination)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; restored at once
+    os.umask(mask)
+    return mask
 
 
 def write_bytes_atomic(destination: str | os.PathLike[str], data: bytes) -> Path:
