@@ -369,6 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _lightning_prints_its_own_info(record: logging.LogRecord) -> bool:
+    """Lightning attaches its own console handler; without this every one of its lines (device,
+    tips) would be printed a second time through ours."""
+    return record.levelno >= logging.WARNING or not record.name.startswith("lightning")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -376,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     logging.getLogger("ptychopinn").setLevel(level)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_lightning_prints_its_own_info)
     try:
         return int(args.handler(args) or 0)
     except (ValueError, FileNotFoundError, IsADirectoryError) as error:
