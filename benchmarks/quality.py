@@ -7,7 +7,7 @@ For every object × probe case (1e6 photons, ~75 % linear overlap, N = 64) it re
 phase PSNR and amplitude SSIM (SPEC §8) of:
 - the network alone at gridsize 1 and gridsize 2 (default architecture), and the
   predecessor-style gridsize-2 model (joint channels, central head, amplitude input) under the same budget;
-- network (gridsize 2) + refinement, pass by pass;
+- network (gridsize 2, and gridsize 1) + refinement, pass by pass;
 - refinement from a flat object (the iterative baseline), pass by pass;
 with the passes each refinement needs to reach phase SSIM 0.9 and the wall-time ratio including the
 network's inference. Writes a table, JSON, a quality-vs-time plot per case and side-by-side figures
@@ -86,9 +86,12 @@ def run_case(obj: str, probe: str, args, root: Path) -> dict:
     case["network_g2"] = {**scores(net2, scan), "train_s": round(t2, 1), "infer_s": round(i2, 2)}
     case["predecessor_g2"] = {**scores(old, scan), "train_s": round(t3, 1), "infer_s": round(i3, 2)}
     polished, curve_net, refine_net_s = refinement_curve(scan, net2, args.passes)
+    _, curve_net1, refine_net1_s = refinement_curve(scan, net1, args.passes)
     baseline, curve_flat, refine_flat_s = refinement_curve(scan, None, args.passes)
-    case["network_refined"] = {**curve_net[-1], "curve": curve_net, "passes_to_0.9": passes_to(curve_net)}
-    case["flat_refined"] = {**curve_flat[-1], "curve": curve_flat, "passes_to_0.9": passes_to(curve_flat)}
+    for key, curve in (("network_refined", curve_net), ("network_g1_refined", curve_net1),
+                       ("flat_refined", curve_flat)):
+        case[key] = {**curve[-1], "curve": curve, "passes_to_0.9": passes_to(curve),
+                     "passes_to_0.95": passes_to(curve, 0.95)}
     p_net, p_flat = passes_to(curve_net), passes_to(curve_flat)
     if p_net and p_flat:
         net_time = i2 + refine_net_s * p_net / args.passes
@@ -107,7 +110,8 @@ def plot_case(case: dict, network_infer_s: float, path: Path) -> None:
 
     figure = new_figure(5.5, 3.8)
     axis = figure.subplots()
-    for key, label, offset in (("network_refined", "network + refinement", network_infer_s),
+    for key, label, offset in (("network_refined", "network g2 + refinement", network_infer_s),
+                               ("network_g1_refined", "network g1 + refinement", case["network_g1"]["infer_s"]),
                                ("flat_refined", "refinement from flat", 0.0)):
         curve = case[key]["curve"]
         axis.plot([offset + p["seconds"] for p in curve], [p["phase_ssim"] for p in curve], "o-", ms=3,
@@ -121,16 +125,21 @@ def plot_case(case: dict, network_infer_s: float, path: Path) -> None:
     save_figure_atomic(figure, path, dpi=110)
 
 
+def passes(case: dict, threshold: str) -> str:
+    keys = ("network_refined", "network_g1_refined", "flat_refined")
+    return " / ".join(str(case[k][f"passes_to_{threshold}"] or "–") for k in keys)
+
+
 def table(cases: list[dict]) -> str:
     lines = ["| object | probe | net g1 | net g2 | predecessor g2 | net g2 + refine | flat refine | "
-             "passes to 0.9 (net / flat) | time ratio to 0.9 |", "|" + "---|" * 9]
+             "passes to 0.9 (net g2 / net g1 / flat) | passes to 0.95 (net g2 / net g1 / flat) | "
+             "time ratio to 0.9 (net g2 / flat) |", "|" + "---|" * 10]
     for c in cases:
         lines.append(
             f"| {c['object']} | {c['probe']} | {c['network_g1']['phase_ssim']:.3f} | "
             f"{c['network_g2']['phase_ssim']:.3f} | {c['predecessor_g2']['phase_ssim']:.3f} | "
             f"{c['network_refined']['phase_ssim']:.3f} | {c['flat_refined']['phase_ssim']:.3f} | "
-            f"{c['network_refined']['passes_to_0.9']} / {c['flat_refined']['passes_to_0.9']} | "
-            f"{c.get('time_ratio_to_0.9', '–')} |")
+            f"{passes(c, '0.9')} | {passes(c, '0.95')} | {c.get('time_ratio_to_0.9', '–')} |")
     return "\n".join(lines)
 
 
