@@ -1,7 +1,7 @@
 """The TensorFlow backend: lazy import, weight conversion, XLA, one bundle for both backends,
 and numerical parity with PyTorch (forward stages, gradients, training, reconstruction, CLI).
 
-Tolerances (float32 everywhere; measured values in docs/tensorflow.md):
+Tolerances (float32 everywhere; measured values in the README, "TensorFlow backend and parity"):
 * forward stages, same weights and batch: relative difference max|a − b| / max|a| ≤ 1e-4
   (measured ~1e-6);
 * gradients of the training loss w.r.t. all weights: ‖g_tf − g_torch‖ / ‖g_torch‖ ≤ 2e-4 over
