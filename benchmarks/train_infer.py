@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _common import print_json, timed, write_results  # noqa: E402
 
+from ptychopinn.architecture import canvas_size_for  # noqa: E402
 from ptychopinn.config import resolve_settings  # noqa: E402
 from ptychopinn.grouped import GroupedScan  # noqa: E402
 from ptychopinn.model_store import ModelGeometry, TrainedModel, torch_weights  # noqa: E402
@@ -31,7 +32,7 @@ from ptychopinn.physics.simulate import simulate  # noqa: E402
 from ptychopinn.torch_backend.device import resolve_device  # noqa: E402
 from ptychopinn.torch_backend.losses import data_loss  # noqa: E402
 from ptychopinn.torch_backend.model import PtychoPINN  # noqa: E402
-from ptychopinn.torch_backend.ops import canvas_size_for, far_field_amplitude  # noqa: E402
+from ptychopinn.torch_backend.ops import far_field_amplitude  # noqa: E402
 from ptychopinn.workflow import build_scales, reconstruct  # noqa: E402
 
 

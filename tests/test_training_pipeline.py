@@ -10,9 +10,9 @@ import torch
 
 from ptychopinn.bundle import BundleError, load_bundle, save_bundle
 from ptychopinn.config import resolve_settings
-from ptychopinn.grouped import GroupedScan
+from ptychopinn.grouped import GroupedScan, split_groups
 from ptychopinn.model_store import load_model
-from ptychopinn.torch_backend.data_module import GroupDataset, make_loader, split_groups
+from ptychopinn.torch_backend.data_module import GroupDataset, make_loader
 from ptychopinn.workflow import reconstruct, train_with_summary
 
 TINY = {"model": {"n_filters_scale": 1}, "training": {"epochs": 2, "batch_size": 16}}
@@ -51,6 +51,12 @@ def test_training_reduces_the_loss(trained):
     rows = list(csv.DictReader(open(trained.output_dir / "metrics.csv")))
     losses = [float(r["train_loss"]) for r in rows if r.get("train_loss")]
     assert losses[-1] < losses[0]
+
+
+def test_a_run_directory_loads_its_model(trained):
+    from_directory = load_model(trained.output_dir)
+    assert from_directory.source == trained.model_path
+    assert all(np.array_equal(from_directory.weights[k], v) for k, v in trained.model.weights.items())
 
 
 def test_bundle_round_trip_gives_identical_outputs(trained, tiny_scan, tmp_path):

@@ -239,8 +239,7 @@ def _add_infer(commands) -> None:
 def _cmd_infer(args: argparse.Namespace) -> int:
     from ptychopinn.model_store import load_model
 
-    model_path = args.model / "model.pinn" if args.model.is_dir() else args.model
-    _reconstruct_and_report(load_model(model_path), args.data, args.output_dir, args)
+    _reconstruct_and_report(load_model(args.model), args.data, args.output_dir, args)
     return 0
 
 

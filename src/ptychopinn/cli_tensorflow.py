@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-EXIT_DIVERGED = 1
+from ptychopinn.cli_diagnostics import EXIT_DIVERGED
+from ptychopinn.config import Backend
 
 
 def add_backend_flag(parser: argparse.ArgumentParser, *, infer: bool = False) -> None:
@@ -15,7 +16,7 @@ def add_backend_flag(parser: argparse.ArgumentParser, *, infer: bool = False) ->
     infer: the backend the model was trained with)."""
     default = "the backend the model was trained with" if infer else "torch, or the config file's"
     parser.add_argument(
-        "--backend", choices=["torch", "tensorflow"], default=None,
+        "--backend", choices=[b.value for b in Backend], default=None,
         help=f"PyTorch (Lightning) or TensorFlow (Keras 3); a model trained by either runs in either; "
         f"tensorflow needs pip install 'ptychopinn[tensorflow]' [{default}]",
     )
@@ -57,7 +58,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     if args.groups < 1:
         raise ValueError(f"--groups must be at least 1, got {args.groups}")
     require_backend("tensorflow")
-    model = load_model(args.model / "model.pinn" if args.model.is_dir() else args.model)
+    model = load_model(args.model)
     scan = load_scan(args.data, intensity=model.settings.data.intensity)
     result = backend_parity(model, scan, n_groups=args.groups, rtol=args.rtol, output_dir=args.output_dir)
     print(format_parity_report(result.report))

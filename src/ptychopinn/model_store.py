@@ -15,6 +15,8 @@ from ptychopinn.bundle import Bundle, BundleError, check_weights, load_bundle, s
 from ptychopinn.config import AmplitudeActivation, GroupEncoding, HeadKind, InputMode, Settings
 from ptychopinn.physics.scaling import ScaleContract
 
+MODEL_FILE = "model.pinn"  # the bundle's name inside a training run directory
+
 
 @dataclass(frozen=True)
 class ModelGeometry:
@@ -98,8 +100,10 @@ class TrainedModel:
 
 
 def load_model(path: str | Path) -> TrainedModel:
-    """Load ``model.pinn`` (verified, nothing unpickled) and check its weights fit its architecture."""
-    model = TrainedModel.from_bundle(load_bundle(path))
+    """Load ``model.pinn`` (verified, nothing unpickled), or the one in the run directory ``path``,
+    and check its weights fit its architecture."""
+    path = Path(path)
+    model = TrainedModel.from_bundle(load_bundle(path / MODEL_FILE if path.is_dir() else path))
     model.torch_module()  # refuses weights that disagree with the recorded architecture
     return model
 

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from ptychopinn.data import Scan
+from ptychopinn.diagnostics.probes import DEFAULT_RTOL
 from ptychopinn.model_store import TrainedModel
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "tensorflow")
-DEFAULT_RTOL = 1e-4  # float32: relative difference max|a − b| / max|a| per stage
 
 
 @dataclass
@@ -69,13 +69,13 @@ def backend_parity(
         compare_stages,
         compare_stats,
     )
-    from ptychopinn.tf_backend.inference import stage_forward
+    from ptychopinn.tf_backend.inference import Predictor
     from ptychopinn.workflow import reconstruct
 
     if not rtol >= 0:
         raise ValueError(f"rtol must be >= 0, got {rtol}")
     out = Path(output_dir) if output_dir is not None else None
-    forwards = {"torch": None, "tensorflow": stage_forward(model, accelerator, jit_compile)}
+    forwards = {"torch": None, "tensorflow": Predictor(model.tf_model(), accelerator, jit_compile)}
     stages = {
         name: capture_stages(model, scan, n_groups, backend=name, forward=forwards[name], accelerator=accelerator)
         for name in BACKENDS

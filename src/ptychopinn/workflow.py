@@ -20,7 +20,13 @@ from ptychopinn.architecture import canvas_size_for
 from ptychopinn.config import Backend, Settings, StitchWeighting, resolve_settings
 from ptychopinn.data import Scan, load_scan
 from ptychopinn.grouped import GroupedScan
-from ptychopinn.model_store import ModelGeometry, TrainedModel, load_model, torch_weights
+from ptychopinn.model_store import (
+    MODEL_FILE,
+    ModelGeometry,
+    TrainedModel,
+    load_model,
+    torch_weights,
+)
 from ptychopinn.physics.probe import normalize_probe
 from ptychopinn.physics.scaling import ScaleContract
 from ptychopinn.progress import progress
@@ -29,7 +35,6 @@ from ptychopinn.stitch import Stitcher
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "model.pinn"
 
 
 def _as_scan(scan: Scan | str | Path, intensity: bool = False) -> Scan:
@@ -211,7 +216,7 @@ def reconstruct(
     _check_compatible(model, scan)
     grouped = GroupedScan.build(scan, model.settings.data, n_groups)
     _log_scales(model.scales, grouped)
-    run_batch = _batch_runner(model, backend, accelerator or inference.accelerator)
+    run_batch = batch_runner(model, backend, accelerator or inference.accelerator)
     stitcher = Stitcher(
         grouped.centers(slice(None)), model.patch_size,
         crop=stitch_crop or inference.stitch_crop,
@@ -227,7 +232,7 @@ def reconstruct(
     return stitcher.result()
 
 
-def _batch_runner(model: TrainedModel, backend: Backend, accelerator: str):
+def batch_runner(model: TrainedModel, backend: Backend, accelerator: str):
     """A function (x, offsets) NumPy → (inputs, output, group_object NumPy) for one backend."""
     if backend is Backend.tensorflow:
         from ptychopinn.tf_backend.inference import Predictor

@@ -10,7 +10,7 @@ Importing this package needs NumPy only (no torch, no matplotlib until a figure 
 * comparisons that gate scripts: :func:`compare_stats`, :func:`compare_reconstructions`,
   :func:`compare_stages`;
 * stage probes: :func:`capture_stages`, :func:`stage_meta`, :func:`save_stages`,
-  :func:`load_stages`, :func:`register_stage_backend`.
+  :func:`load_stages`, :func:`backend_forward`.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from ptychopinn.diagnostics.compare import (
     load_stats,
 )
 from ptychopinn.diagnostics.probes import (
+    backend_forward,
     capture_stages,
     compare_stages,
     format_stages_report,
     load_stages,
-    register_stage_backend,
     save_stages,
     stage_meta,
 )
@@ -45,6 +45,7 @@ __all__ = [
     "DebugDump",
     "PatchAccumulator",
     "PatchStatsRecorder",
+    "backend_forward",
     "canvas_statistics",
     "capture_stages",
     "compare_reconstructions",
@@ -57,7 +58,6 @@ __all__ = [
     "load_stages",
     "load_stats",
     "patch_statistics",
-    "register_stage_backend",
     "save_stages",
     "stage_meta",
     "strict_json",

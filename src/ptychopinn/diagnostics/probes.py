@@ -6,11 +6,9 @@ the first K groups of the scan grouped with the model's settings; the first stag
 exceeds ``rtol`` localises the discrepancy ("normalized_input" diverging means the inputs or
 the scale contract differ, not the network).
 
-A backend registers a forward factory with :func:`register_stage_backend`; ``factory(model,
-accelerator)`` returns ``forward(x, offsets) -> output`` taking NumPy arrays (X_n (B, C, N, N)
-float32, offsets (B, C, 2) float32) and returning an object with the attributes of
-``ForwardOutput``. ``"torch"`` and ``"tensorflow"`` (through
-``ptychopinn.tf_backend.inference.stage_forward``, imported only when used) are registered.
+The backends run through the same batch runner as :func:`ptychopinn.workflow.reconstruct`;
+any other ``forward(x, offsets) -> output`` (NumPy X_n (B, C, N, N) and offsets (B, C, 2)
+float32 in, an object with the attributes of ``ForwardOutput`` out) can be passed instead.
 
 >>> stages = capture_stages(model, scan, n_groups=8)                # doctest: +SKIP
 >>> save_stages("torch.npz", stages, stage_meta(model, scan, 8))     # doctest: +SKIP
@@ -36,37 +34,15 @@ STAGES_VERSION = 1
 DEFAULT_RTOL = 1e-4
 
 StageForward = Callable[[np.ndarray, np.ndarray], Any]
-_BACKENDS: dict[str, Callable[[Any, str | None], StageForward]] = {}
 
 
-def register_stage_backend(name: str, factory: Callable[[Any, str | None], StageForward]) -> None:
-    """Make ``capture_stages(..., backend=name)`` use ``factory(model, accelerator)``."""
-    _BACKENDS[name] = factory
+def backend_forward(model, backend: str, accelerator: str | None = None) -> StageForward:
+    """``forward(x, offsets) -> output`` of ``model`` in ``backend``, on the CPU unless
+    ``accelerator`` says otherwise (captures are then reproducible)."""
+    from ptychopinn.workflow import batch_runner, require_backend
 
-
-def _torch_forward(model, accelerator: str | None) -> StageForward:
-    import torch
-
-    from ptychopinn.torch_backend.device import resolve_device
-
-    device = resolve_device(accelerator or "cpu")
-    network = model.torch_module(device)
-
-    def forward(x: np.ndarray, offsets: np.ndarray):
-        with torch.inference_mode():
-            return network(torch.from_numpy(x).to(device), torch.from_numpy(offsets).to(device))
-
-    return forward
-
-
-def _tensorflow_forward(model, accelerator: str | None) -> StageForward:
-    from ptychopinn.tf_backend.inference import stage_forward
-
-    return stage_forward(model, accelerator or "cpu")
-
-
-register_stage_backend("torch", _torch_forward)
-register_stage_backend("tensorflow", _tensorflow_forward)
+    run = batch_runner(model, require_backend(backend), accelerator or "cpu")
+    return lambda x, offsets: run(x, offsets)[1]
 
 
 def _stage_batch(model, scan, n_groups: int):
@@ -95,11 +71,7 @@ def capture_stages(
     :func:`ptychopinn.workflow.reconstruct` does). ``forward`` overrides the registered backend;
     ``accelerator`` defaults to the CPU so that captures are reproducible."""
     _, grouped, selection = _stage_batch(model, scan, n_groups)
-    if forward is None:
-        if backend not in _BACKENDS:
-            raise ValueError(f"no stage capture registered for backend {backend!r} "
-                             f"(known: {', '.join(sorted(_BACKENDS))}); pass forward= or register one")
-        forward = _BACKENDS[backend](model, accelerator)
+    forward = forward or backend_forward(model, backend, accelerator)
     x = grouped.diffraction(selection)
     output = forward(x, grouped.offsets(selection))
     return {name: stages[name] for name in STAGE_NAMES

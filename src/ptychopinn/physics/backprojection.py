@@ -31,14 +31,19 @@ def probe_far_field_phase(probe: np.ndarray) -> np.ndarray:
     return field / np.maximum(magnitude, PHASE_FLOOR * magnitude.max())
 
 
+def probe_inverse(probe: np.ndarray, regularization: float = REGULARIZATION) -> np.ndarray:
+    """conj(P) / (|P|² + δ·max|P|²): division by the probe, Wiener-regularised where it is dark."""
+    power = np.abs(probe) ** 2
+    return np.conj(probe) / (power + regularization * power.max())
+
+
 def backprojection_filters(
     probe: np.ndarray, regularization: float = REGULARIZATION
 ) -> tuple[np.ndarray, np.ndarray]:
     """The two fixed filters of a model, complex64: (far-field unit phase of the probe,
     conj(P)/(|P|² + δ·max|P|²)). Backends take them from here, so they agree exactly."""
     probe = np.asarray(probe, dtype=np.complex128)
-    power = np.abs(probe) ** 2
-    inverse = np.conj(probe) / (power + regularization * power.max())
+    inverse = probe_inverse(probe, regularization)
     return probe_far_field_phase(probe).astype(np.complex64), inverse.astype(np.complex64)
 
 
@@ -46,8 +51,7 @@ def backproject(amplitudes: np.ndarray, probe: np.ndarray, regularization: float
     """Object estimates (..., N, N) complex from normalised amplitudes (..., N, N)."""
     field = np.fft.ifft2(np.fft.ifftshift(amplitudes * probe_far_field_phase(probe), axes=(-2, -1)),
                          norm="ortho")
-    power = np.abs(probe) ** 2
-    return field * np.conj(probe) / (power + regularization * power.max())
+    return field * probe_inverse(probe, regularization)
 
 
 def input_features(amplitudes: np.ndarray, probe: np.ndarray) -> np.ndarray:

@@ -38,9 +38,3 @@ class Predictor:
         return ForwardOutput(values["amplitude"], values["object_patches"], values["group_object"],
                              values["raw_patches"], values.get("canvas"))
 
-
-def stage_forward(model, accelerator: str | None = None, jit_compile: bool | None = None):
-    """``forward(x, offsets)`` for :func:`ptychopinn.diagnostics.capture_stages` (NumPy in, an
-    output with ``ForwardOutput``'s attributes out); CPU unless ``accelerator`` says otherwise,
-    so captures are reproducible."""
-    return Predictor(model.tf_model(), accelerator or "cpu", jit_compile)

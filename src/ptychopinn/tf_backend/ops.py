@@ -8,7 +8,6 @@ in [x, y]. Every op acts per sample, works eagerly, inside ``tf.function`` and u
 
 from __future__ import annotations
 
-from ptychopinn.architecture import canvas_size_for  # noqa: F401  (re-exported, as in torch_backend.ops)
 from ptychopinn.tf_backend.runtime import tensorflow
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ptychopinn.grouped import GroupedScan, epoch_order, split_groups  # noqa: F401  (re-exported)
+from ptychopinn.grouped import GroupedScan, epoch_order
 
 
 class GroupDataset(Dataset):

@@ -12,11 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ptychopinn.architecture import (  # noqa: F401  (re-exported: the historical import path)
-    BOTTLENECK,
-    SUPPORTED_PATCH_SIZES,
-    Architecture,
-)
+from ptychopinn.architecture import Architecture
 from ptychopinn.config import AmplitudeActivation, HeadKind, InputMode
 from ptychopinn.torch_backend.features import backprojection_filters, input_features
 from ptychopinn.torch_backend.ops import (

@@ -9,8 +9,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ptychopinn.architecture import canvas_size_for  # noqa: F401  (re-exported)
-
 
 def translate(images: torch.Tensor, shifts_xy: torch.Tensor) -> torch.Tensor:
     """Move image content by ``shifts_xy`` pixels, bilinear, zero-filled.

@@ -13,12 +13,13 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from lightning.pytorch.loggers import CSVLogger
 
 from ptychopinn._atomic import atomic_path
+from ptychopinn.architecture import Architecture
 from ptychopinn.config import Settings
-from ptychopinn.grouped import GroupedScan
+from ptychopinn.grouped import GroupedScan, split_groups
 from ptychopinn.physics.scaling import ScaleContract
-from ptychopinn.torch_backend.data_module import GroupDataset, make_loader, split_groups
+from ptychopinn.torch_backend.data_module import GroupDataset, make_loader
 from ptychopinn.torch_backend.lightning_module import PINNModule
-from ptychopinn.torch_backend.model import Architecture, PtychoPINN
+from ptychopinn.torch_backend.model import PtychoPINN
 
 log = logging.getLogger(__name__)
 
