@@ -41,8 +41,11 @@ class GroupedScan:
 
     def diffraction(self, selection: np.ndarray | slice) -> np.ndarray:
         """Normalised amplitudes X_n of the selected groups, (B, C, N, N) float32."""
-        indices = self.groups.indices[selection]
-        return normalize_diffraction(self.scan.diffraction[indices], self.input_scale)
+        return normalize_diffraction(self.scan.diffraction[self.members(selection)], self.input_scale)
+
+    def members(self, selection: np.ndarray | slice) -> np.ndarray:
+        """Scan indices of the selected groups' members, (B, C)."""
+        return self.groups.indices[selection]
 
     def offsets(self, selection: np.ndarray | slice) -> np.ndarray:
         return self.groups.offsets_xy[selection].astype(np.float32)

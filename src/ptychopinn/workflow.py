@@ -225,7 +225,8 @@ def reconstruct(
     )
     batches = list(grouped.batches(batch_size or inference.batch_size))
     for index, selection in enumerate(progress(batches, "reconstructing", enabled=show_progress)):
-        inputs, output, group_object = run_batch(grouped.diffraction(selection), grouped.offsets(selection))
+        inputs, output, group_object = run_batch(grouped.diffraction(selection), grouped.offsets(selection),
+                                                 grouped.members(selection))
         stitcher.add(group_object, grouped.centers(selection))
         for observe in batch_observers or ():
             observe("infer", index, inputs, output)
@@ -233,13 +234,15 @@ def reconstruct(
 
 
 def batch_runner(model: TrainedModel, backend: Backend, accelerator: str):
-    """A function (x, offsets) NumPy → (inputs, output, group_object NumPy) for one backend."""
+    """A function (x, offsets[, members]) NumPy → (inputs, output, group_object NumPy) for one
+    backend; ``members`` (B, C) scan indices let the torch backend evaluate each distinct pattern
+    of the batch once."""
     if backend is Backend.tensorflow:
         from ptychopinn.tf_backend.inference import Predictor
 
         predictor = Predictor(model.tf_model(), accelerator)
 
-        def run_tensorflow(x: np.ndarray, offsets: np.ndarray):
+        def run_tensorflow(x: np.ndarray, offsets: np.ndarray, members: np.ndarray | None = None):
             output = predictor(x, offsets)
             return (x, offsets), output, output.group_object
 
@@ -248,14 +251,16 @@ def batch_runner(model: TrainedModel, backend: Backend, accelerator: str):
     import torch
 
     from ptychopinn.torch_backend.device import resolve_device
+    from ptychopinn.torch_backend.model import unique_members
 
     device = resolve_device(accelerator)
     network = model.torch_module(device)
 
-    def run_torch(x: np.ndarray, offsets: np.ndarray):
+    def run_torch(x: np.ndarray, offsets: np.ndarray, members: np.ndarray | None = None):
         with torch.inference_mode():
             inputs = (torch.from_numpy(x).to(device), torch.from_numpy(offsets).to(device))
-            output = network(*inputs)
+            shared = None if members is None else tuple(t.to(device) for t in unique_members(members))
+            output = network(*inputs, shared)
             return inputs, output, output.group_object.cpu().numpy()
 
     return run_torch

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -156,8 +157,16 @@ class PtychoPINN(nn.Module):
             return diffraction[:, :, None]
         return input_features(diffraction, self.backprojection_phase, self.backprojection_inverse)
 
-    def forward(self, diffraction: torch.Tensor, offsets_xy: torch.Tensor) -> ForwardOutput:
-        raw = self.generator(self.input_features(diffraction))
+    def forward(
+        self,
+        diffraction: torch.Tensor,
+        offsets_xy: torch.Tensor,
+        unique_members: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> ForwardOutput:
+        """``unique_members`` = (first, inverse) from :func:`unique_members`: with per-pattern
+        encoding a pattern shared by several groups of the batch is then evaluated once (the
+        same patches, up to C× less work at inference)."""
+        raw = self._raw_patches(diffraction, unique_members)
         if self.arch.object_big and self.arch.channels > 1:
             patches, canvas = merge_and_reextract(raw, offsets_xy, self.support, self.arch.canvas_size)
             group_object = crop_centre(canvas, self.arch.patch_size)
@@ -172,6 +181,15 @@ class PtychoPINN(nn.Module):
         amplitude = far_field_amplitude(illuminate(patches, self.probe, self.probe_mask))
         return ForwardOutput(amplitude, patches, group_object, raw, canvas)
 
+    def _raw_patches(self, diffraction: torch.Tensor, unique_members) -> torch.Tensor:
+        if unique_members is None or not self.arch.per_pattern:
+            return self.generator(self.input_features(diffraction))
+        first, inverse = unique_members
+        batch, channels, n, _ = diffraction.shape
+        patterns = diffraction.reshape(batch * channels, 1, n, n)[first]
+        patches = self.generator(self.input_features(patterns))
+        return patches[:, 0][inverse].reshape(batch, channels, n, n)
+
     def _shared_patch(self, raw: torch.Tensor, offsets_xy: torch.Tensor) -> torch.Tensor:
         """Without object_big one patch serves the group: member c sees it moved by −offset_c."""
         batch, channels = offsets_xy.shape[:2]
@@ -181,6 +199,13 @@ class PtychoPINN(nn.Module):
         repeated = raw[:, :1].expand(-1, channels, -1, -1).reshape(-1, n, n)
         moved = translate(repeated, -offsets_xy.reshape(-1, 2))
         return moved.reshape(batch, channels, n, n)
+
+
+def unique_members(indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, C) scan indices of a batch's members → (first, inverse): the flat position of each
+    distinct pattern's first occurrence, and for every member the distinct pattern it is."""
+    _, first, inverse = np.unique(np.asarray(indices).ravel(), return_index=True, return_inverse=True)
+    return torch.from_numpy(first), torch.from_numpy(inverse.ravel())
 
 
 def _disk(n: int) -> torch.Tensor:
