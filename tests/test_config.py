@@ -25,6 +25,16 @@ def test_object_big_follows_gridsize_unless_explicit():
     assert explicit.object_big is False
 
 
+@pytest.mark.parametrize("epochs,fraction,gridsize,per_pattern,expected", [
+    (50, 0.5, 2, True, 25), (8, 0.5, 2, True, 4), (3, 0.5, 2, True, 2), (8, 1.5, 3, True, 12),
+    (8, 0.0, 2, True, 0), (8, 0.5, 1, True, 0),
+    (8, 0.5, 2, False, 0),  # joint encoding: the gridsize-1 network is a different network
+])
+def test_curriculum_epochs(epochs, fraction, gridsize, per_pattern, expected):
+    training = resolve_settings(overrides={"training": {"epochs": epochs, "curriculum_fraction": fraction}}).training
+    assert training.curriculum_epochs(gridsize, per_pattern) == expected
+
+
 @pytest.mark.parametrize("suffix", [".yaml", ".json"])
 def test_round_trip(tmp_path, suffix):
     s = resolve_settings(overrides={"training": {"loss": "poisson=1,mae=0.25", "epochs": 3}})

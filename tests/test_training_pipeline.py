@@ -15,7 +15,8 @@ from ptychopinn.model_store import load_model
 from ptychopinn.torch_backend.data_module import GroupDataset, make_loader
 from ptychopinn.workflow import reconstruct, train_with_summary
 
-TINY = {"model": {"n_filters_scale": 1}, "training": {"epochs": 2, "batch_size": 16}}
+# the plain training path; the curriculum over gridsize has its own test
+TINY = {"model": {"n_filters_scale": 1}, "training": {"epochs": 2, "batch_size": 16, "curriculum_fraction": 0.0}}
 
 
 def tiny_settings(gridsize=2, **extra):
@@ -51,6 +52,23 @@ def test_training_reduces_the_loss(trained):
     rows = list(csv.DictReader(open(trained.output_dir / "metrics.csv")))
     losses = [float(r["train_loss"]) for r in rows if r.get("train_loss")]
     assert losses[-1] < losses[0]
+
+
+def _train_losses(metrics_csv) -> list[float]:
+    return [float(r["train_loss"]) for r in csv.DictReader(open(metrics_csv)) if r.get("train_loss")]
+
+
+def test_the_curriculum_trains_single_patterns_first_and_the_groups_start_from_there(tiny_scan, tmp_path):
+    settings = tiny_settings(training={"epochs": 1, "curriculum_fraction": 2.0})
+    summary = train_with_summary(tiny_scan, tmp_path / "curriculum", settings)
+    assert (summary.epochs_run, summary.curriculum_epochs_run) == (3, 2)
+    assert summary.model.settings == settings and summary.model.architecture().channels == 4
+    first_stage = _train_losses(tmp_path / "curriculum" / "curriculum" / "metrics.csv")
+    assert len(first_stage) == 2 and first_stage[1] < first_stage[0]
+    # the gridsize-2 stage starts from the trained gridsize-1 network, not from scratch
+    scratch = train_with_summary(tiny_scan, tmp_path / "scratch",
+                                 tiny_settings(training={"epochs": 1, "curriculum_fraction": 0.0}))
+    assert _train_losses(summary.output_dir / "metrics.csv")[0] < _train_losses(scratch.output_dir / "metrics.csv")[0]
 
 
 def test_a_run_directory_loads_its_model(trained):

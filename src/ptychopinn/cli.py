@@ -147,6 +147,9 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
          help="number of groups to train on [one per scan position]")
     flag("--epochs", "--nepochs", "--max_epochs", dest="epochs", type=int, default=None,
          help="maximum epochs [50]")
+    flag("--curriculum", dest="curriculum_fraction", type=float, default=None,
+         help="when gridsize > 1 (per-pattern encoding), first train this fraction of --epochs "
+         "at gridsize 1, in addition to the --epochs; 0 = none [0.5]")
     flag("--batch-size", "--batch_size", dest="batch_size", type=int, default=None, help="groups per batch [16]")
     flag("--lr", type=float, default=None, help="Adam learning rate [1e-3]")
     flag("--loss", "--torch-loss-mode", dest="loss", default=None,
@@ -185,7 +188,8 @@ def _setting_overrides(args: argparse.Namespace) -> dict:
         "model": {"n_filters_scale": args.n_filters_scale, "head": args.head,
                   "object_big": args.object_big, "input_mode": args.input_mode,
                   "group_encoding": args.group_encoding},
-        "training": {"epochs": args.epochs, "batch_size": args.batch_size,
+        "training": {"epochs": args.epochs, "curriculum_fraction": args.curriculum_fraction,
+                     "batch_size": args.batch_size,
                      "learning_rate": args.lr, "loss": args.loss, "seed": args.seed,
                      "accelerator": args.accelerator, "devices": devices,
                      "precision": args.precision, "deterministic": args.deterministic},
@@ -199,7 +203,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     settings = resolve_settings(args.config, {**_setting_overrides(args), "backend": args.backend})
     summary = train_with_summary(args.train_data, args.output_dir, settings, resume=args.resume,
                                  quiet=args.quiet, batch_observers=train_observers(args))
-    print(f"trained {summary.epochs_run} epochs on {summary.device}; model: {summary.model_path}")
+    stages = f" ({summary.curriculum_epochs_run} at gridsize 1)" if summary.curriculum_epochs_run else ""
+    print(f"trained {summary.epochs_run} epochs{stages} on {summary.device}; model: {summary.model_path}")
     if args.test_data:
         _reconstruct_and_report(summary.model, args.test_data, args.output_dir / "test", args)
     return 0

@@ -115,6 +115,11 @@ class TrainingConfig(StrictModel):
     lr_patience: int = Field(2, ge=1)
     lr_factor: float = Field(0.5, gt=0, lt=1)
     min_lr: float = Field(1e-4, ge=0)
+    curriculum_fraction: float = Field(
+        0.5, ge=0, le=4,
+        description="when gridsize > 1 with per-pattern encoding (the network is the same), train "
+        "this fraction of `epochs` at gridsize 1 first, in addition to the `epochs`; 0 = none",
+    )
     seed: int = 0
     accelerator: str = "auto"
     devices: int | str = 1
@@ -132,6 +137,13 @@ class TrainingConfig(StrictModel):
         if not value or any(w < 0 for w in value.values()) or not any(w > 0 for w in value.values()):
             raise ValueError("loss needs at least one term with a positive weight, none negative")
         return value
+
+
+    def curriculum_epochs(self, gridsize: int, per_pattern: bool) -> int:
+        """Epochs of the gridsize-1 stage that precedes the ``epochs`` at ``gridsize``."""
+        if gridsize == 1 or not per_pattern:
+            return 0
+        return round(self.epochs * self.curriculum_fraction)
 
 
 class InferenceConfig(StrictModel):

@@ -35,6 +35,8 @@ from ptychopinn.stitch import Stitcher
 
 log = logging.getLogger(__name__)
 
+CURRICULUM_DIR = "curriculum"  # the gridsize-1 stage's logs, inside the training output directory
+
 
 
 def _as_scan(scan: Scan | str | Path, intensity: bool = False) -> Scan:
@@ -81,8 +83,9 @@ class TrainingSummary:
     model: TrainedModel
     model_path: Path
     output_dir: Path
-    epochs_run: int
+    epochs_run: int  # all stages
     device: str
+    curriculum_epochs_run: int = 0  # of which at gridsize 1 (curriculum)
 
 
 def train(
@@ -122,6 +125,57 @@ def train_with_summary(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     settings.save(output_dir / "config.yaml")
+    curriculum = _curriculum_epochs(settings)
+    initial_weights, first_epochs = None, 0
+    if curriculum and not resume:  # a resumed run continues its last stage
+        initial_weights, first_epochs = _curriculum_stage(scan, settings, curriculum,
+                                                          output_dir / CURRICULUM_DIR, quiet)
+    draft, result = _train_stage(scan, settings, output_dir, resume=resume, quiet=quiet,
+                                 batch_observers=batch_observers, initial_weights=initial_weights)
+    model_path = draft.save(output_dir / MODEL_FILE)
+    draft.source = model_path
+    if result.metrics_csv is not None:
+        from ptychopinn.plots import plot_training_curves
+
+        plot_training_curves(result.metrics_csv, output_dir / "training_curves.png")
+    return TrainingSummary(draft, model_path, output_dir, first_epochs + result.epochs_run, result.device,
+                           first_epochs)
+
+
+def _curriculum_epochs(settings: Settings) -> int:
+    from ptychopinn.config import GroupEncoding
+
+    per_pattern = settings.model.group_encoding is GroupEncoding.per_pattern
+    return settings.training.curriculum_epochs(settings.data.gridsize, per_pattern)
+
+
+def _curriculum_stage(
+    scan: Scan, settings: Settings, epochs: int, output_dir: Path, quiet: bool
+) -> tuple[dict, int]:
+    """Curriculum over gridsize: with per-pattern encoding the network of a gridsize-C model is
+    the gridsize-1 network, so extra epochs first train it on single patterns (C× cheaper, and a
+    better start than the merge finds on its own: README, reconstruction quality) before the
+    group's physics takes over. Returns the weights and the epochs run."""
+    stage = settings.model_copy(deep=True)
+    stage.data.gridsize, stage.model.object_big, stage.training.epochs = 1, None, epochs
+    log.info("curriculum: %d epochs at gridsize 1, then %d at gridsize %d", epochs,
+             settings.training.epochs, settings.data.gridsize)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model, result = _train_stage(scan, stage, output_dir, quiet=quiet)
+    return model.weights, result.epochs_run
+
+
+def _train_stage(
+    scan: Scan,
+    settings: Settings,
+    output_dir: Path,
+    *,
+    resume: str | Path | None = None,
+    quiet: bool = True,
+    batch_observers: list | None = None,
+    initial_weights: dict | None = None,
+):
+    """One training run of ``settings`` → (the trained model, not yet saved; the backend's result)."""
     grouped = GroupedScan.build(scan, settings.data)
     scales = build_scales(scan, settings)
     probe = normalize_probe(scan.probe, settings.physics.probe_scale, settings.physics.probe_mask)
@@ -133,7 +187,7 @@ def train_with_summary(
         from ptychopinn.tf_backend.training import train_tf
 
         result = train_tf(grouped, settings, scales, probe, draft.architecture(), output_dir,
-                          quiet=quiet, batch_observers=batch_observers)
+                          quiet=quiet, batch_observers=batch_observers, initial_weights=initial_weights)
         draft.weights = result.weights
     else:
         import torch
@@ -143,15 +197,10 @@ def train_with_summary(
         result = train_torch(
             grouped, settings, scales, torch.from_numpy(probe), draft.architecture(), output_dir,
             resume=Path(resume) if resume else None, quiet=quiet, batch_observers=batch_observers,
+            initial_weights=initial_weights,
         )
         draft.weights = torch_weights(result.model)
-    model_path = draft.save(output_dir / MODEL_FILE)
-    draft.source = model_path
-    if result.metrics_csv is not None:
-        from ptychopinn.plots import plot_training_curves
-
-        plot_training_curves(result.metrics_csv, output_dir / "training_curves.png")
-    return TrainingSummary(draft, model_path, output_dir, result.epochs_run, result.device)
+    return draft, result
 
 
 def finetune(
