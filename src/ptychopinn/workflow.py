@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ptychopinn.architecture import canvas_size_for
-from ptychopinn.config import Backend, Settings, StitchWeighting, resolve_settings
+from ptychopinn.config import Backend, GroupEncoding, Settings, StitchWeighting, resolve_settings
 from ptychopinn.data import Scan, load_scan
 from ptychopinn.grouped import GroupedScan
 from ptychopinn.model_store import (
@@ -36,7 +36,6 @@ from ptychopinn.stitch import Stitcher
 log = logging.getLogger(__name__)
 
 CURRICULUM_DIR = "curriculum"  # the gridsize-1 stage's logs, inside the training output directory
-
 
 
 def _as_scan(scan: Scan | str | Path, intensity: bool = False) -> Scan:
@@ -143,8 +142,6 @@ def train_with_summary(
 
 
 def _curriculum_epochs(settings: Settings) -> int:
-    from ptychopinn.config import GroupEncoding
-
     per_pattern = settings.model.group_encoding is GroupEncoding.per_pattern
     return settings.training.curriculum_epochs(settings.data.gridsize, per_pattern)
 

@@ -161,12 +161,12 @@ class PtychoPINN(nn.Module):
         self,
         diffraction: torch.Tensor,
         offsets_xy: torch.Tensor,
-        unique_members: tuple[torch.Tensor, torch.Tensor] | None = None,
+        distinct_patterns: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> ForwardOutput:
-        """``unique_members`` = (first, inverse) from :func:`unique_members`: with per-pattern
+        """``distinct_patterns`` = (first, inverse) from :func:`unique_members`: with per-pattern
         encoding a pattern shared by several groups of the batch is then evaluated once (the
         same patches, up to C× less work at inference)."""
-        raw = self._raw_patches(diffraction, unique_members)
+        raw = self._raw_patches(diffraction, distinct_patterns)
         if self.arch.object_big and self.arch.channels > 1:
             patches, canvas = merge_and_reextract(raw, offsets_xy, self.support, self.arch.canvas_size)
             group_object = crop_centre(canvas, self.arch.patch_size)
@@ -181,10 +181,10 @@ class PtychoPINN(nn.Module):
         amplitude = far_field_amplitude(illuminate(patches, self.probe, self.probe_mask))
         return ForwardOutput(amplitude, patches, group_object, raw, canvas)
 
-    def _raw_patches(self, diffraction: torch.Tensor, unique_members) -> torch.Tensor:
-        if unique_members is None or not self.arch.per_pattern:
+    def _raw_patches(self, diffraction: torch.Tensor, distinct_patterns) -> torch.Tensor:
+        if distinct_patterns is None or not self.arch.per_pattern:
             return self.generator(self.input_features(diffraction))
-        first, inverse = unique_members
+        first, inverse = distinct_patterns
         batch, channels, n, _ = diffraction.shape
         patterns = diffraction.reshape(batch * channels, 1, n, n)[first]
         patches = self.generator(self.input_features(patterns))
