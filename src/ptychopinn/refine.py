@@ -102,6 +102,18 @@ def refine(
     return RefinementResult(problem.reconstruction(), losses, problem.probe_numpy(), seconds, pass_metrics)
 
 
+def _background(covered_values: np.ndarray) -> complex:
+    """Value for the canvas the start does not cover: its mean amplitude at its mean phase. A
+    fill at phase 0 around a start whose phase sits elsewhere (the object's phase is defined only
+    up to a constant, and a network may settle anywhere) puts a phase step at the coverage edge
+    that the first passes must undo."""
+    if covered_values.size == 0:
+        return 1.0
+    mean = np.mean(covered_values.astype(np.complex128))
+    phase = np.exp(1j * np.angle(mean)) if abs(mean) > 0 else 1.0
+    return complex(np.mean(np.abs(covered_values)) * phase)
+
+
 def _cosine(step: int, total: int, options: RefineOptions, warmup: int) -> float:
     """Linear warm-up (Adam's first steps move every pixel by ~lr whatever the gradient, which
     would scramble a good starting object), then cosine decay to ``final_lr_fraction``."""
@@ -150,8 +162,7 @@ class _RefinementProblem:
             return np.full(shape, value, dtype=np.complex64)
         canvas = np.zeros(shape, dtype=np.complex64)
         covered = init.mask
-        fill = np.mean(np.abs(init.object[covered])) if covered.any() else 1.0
-        canvas[:] = fill
+        canvas[:] = _background(init.object[covered])
         dx = int(round(init.origin_xy[0] - self.origin_xy[0]))
         dy = int(round(init.origin_xy[1] - self.origin_xy[1]))
         rows, cols = np.nonzero(covered)
