@@ -83,7 +83,6 @@ class TorchBackend:
     def crop_centre(self, x, n):
         return self.ops.crop_centre(self._t(x), n).numpy()
 
-
     def build(self, n=32, gridsize=2, head=HeadKind.full, object_big=None, scale=1, seed=0, **kw):
         from ptychopinn.torch_backend.model import PtychoPINN
 
@@ -160,7 +159,6 @@ class TensorFlowBackend:
 
     def crop_centre(self, x, n):
         return self.ops.crop_centre(self.tf.constant(x), n).numpy()
-
 
     def build(self, n=32, gridsize=2, head=HeadKind.full, object_big=None, scale=1, seed=0, **kw):
         import keras

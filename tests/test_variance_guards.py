@@ -34,10 +34,10 @@ magnitude above the untrained network, so they catch a total collapse, not a par
 (†) Gridsize 2 (object_big) learns more slowly. Before the back-projected input (amplitude input,
 the predecessor's) its phase collapsed for every seed: 0.1 % of the ground truth's within-patch
 phase variance after 8 epochs, a canvas no closer to the object than an untrained network's. With
-it (model.input_mode, the default) and the curriculum over gridsize (4 of the 8 epochs at gridsize 1,
-the default; the table's gridsize-2 column) seed 0 keeps 6.9 % of the phase variance (3.9 % without
-the curriculum) and its canvas clears the resemblance bound, while seed 1 still collapses in 8
-epochs; the gridsize-2 phase bound is therefore 1 %, 7× below seed 0 and 1000× above the untrained
+it (model.input_mode, the default) and the curriculum over gridsize (4 extra epochs at gridsize 1
+before the 8, the default; the table's gridsize-2 column) seed 0 keeps 6.9 % of the phase
+variance (3.9 % without the curriculum) and its canvas clears the resemblance bound, while seed 1
+still collapses in 8 epochs; the gridsize-2 phase bound is therefore 1 %, 7× below seed 0 and 1000× above the untrained
 network.
 
 The SPEC §9 whole-patch statistic alone proves little: outside the probe the output is

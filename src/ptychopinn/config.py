@@ -138,7 +138,6 @@ class TrainingConfig(StrictModel):
             raise ValueError("loss needs at least one term with a positive weight, none negative")
         return value
 
-
     def curriculum_epochs(self, gridsize: int, per_pattern: bool) -> int:
         """Epochs of the gridsize-1 stage that precedes the ``epochs`` at ``gridsize``."""
         if gridsize == 1 or not per_pattern:

@@ -109,9 +109,8 @@ def _background(covered_values: np.ndarray) -> complex:
     that the first passes must undo."""
     if covered_values.size == 0:
         return 1.0
-    mean = np.mean(covered_values.astype(np.complex128))
-    phase = np.exp(1j * np.angle(mean)) if abs(mean) > 0 else 1.0
-    return complex(np.mean(np.abs(covered_values)) * phase)
+    mean_phase = np.angle(np.mean(covered_values.astype(np.complex128)))  # 0 for a zero mean
+    return complex(np.mean(np.abs(covered_values)) * np.exp(1j * mean_phase))
 
 
 def _cosine(step: int, total: int, options: RefineOptions, warmup: int) -> float:
