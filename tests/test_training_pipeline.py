@@ -131,6 +131,27 @@ def test_forward_parity_training_and_inference_paths(trained, tiny_scan):
     assert torch.equal(captured["out"].amplitude, inference.amplitude)
 
 
+def test_batch_observers_run_on_rank_zero_only(trained, tiny_scan):
+    """Observers write files, so under multi-device training the other ranks must not call them."""
+    from types import SimpleNamespace
+
+    from ptychopinn.torch_backend.lightning_module import PINNModule
+
+    model = trained.model
+    grouped = GroupedScan.build(tiny_scan, model.settings.data)
+    batch = (torch.from_numpy(grouped.diffraction(slice(0, 4))), torch.from_numpy(grouped.offsets(slice(0, 4))))
+    calls = []
+    module = PINNModule(model.torch_module(), model.scales.photon_scale, model.settings.training)
+    module.batch_observers.append(lambda phase, i, b, out: calls.append(i))
+    module.log = lambda *a, **k: None
+    with torch.no_grad():
+        module.training_step(batch, 0)  # outside a Trainer: its own rank 0
+        for index, rank_zero in ((1, False), (2, True)):
+            module._trainer = SimpleNamespace(is_global_zero=rank_zero)
+            module.training_step(batch, index)
+    assert calls == [0, 2]
+
+
 def test_reconstruction_is_in_object_coordinates(trained, tiny_scan, backend):
     """Streaming reconstruction and stitching through either backend (``backend`` fixture)."""
     result = reconstruct(trained.model, tiny_scan, batch_size=7, backend=backend.name)
@@ -173,3 +194,4 @@ def test_loss_option_changes_the_objective(tiny_scan, tmp_path, loss):
     # Poisson NLL of counts ~1e5 is large and negative; an amplitude MAE is small and positive
     assert (0 < value < 10) if loss == "mae" else (value < -100)
     assert summary.model.settings.training.loss
+

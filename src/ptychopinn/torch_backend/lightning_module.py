@@ -32,9 +32,15 @@ class PINNModule(pl.LightningModule):
         loss = data_loss(output.amplitude, diffraction, self.photon_scale, self.loss_weights)
         self.log(f"{phase}_loss", loss, prog_bar=True, on_epoch=True, on_step=False,
                  batch_size=diffraction.shape[0])
-        for observe in self.batch_observers:
-            observe(phase, batch_idx, batch, output)
+        if self._is_global_zero():
+            for observe in self.batch_observers:
+                observe(phase, batch_idx, batch, output)
         return loss
+
+    def _is_global_zero(self) -> bool:
+        """Observers write files: under multi-device training only rank 0 calls them (the others
+        would race it for the same paths). Outside a Trainer the module is its own rank 0."""
+        return self._trainer is None or self._trainer.is_global_zero
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, batch_idx, "train")
