@@ -70,6 +70,33 @@ def test_a_start_at_any_constant_phase_fits_the_data_equally(tiny_scan):
     assert losses[2] == pytest.approx(losses[0], rel=1e-3)
 
 
+def test_a_start_worse_than_flat_is_dropped_after_the_check(tiny_scan, rng):
+    """A start that fits the data worse than a flat object after the checked passes is dropped:
+    the result is exactly the flat run's, and the flat rival's losses are reported."""
+    scrambled = np.exp(2j * np.pi * rng.random(tiny_scan.object.shape)).astype(np.complex64)
+    start = Reconstruction(scrambled, np.ones(scrambled.shape, np.float32), (0.0, 0.0))
+    options = RefineOptions(passes=4, flat_check_passes=2)
+    checked = refine(tiny_scan, start, options)
+    flat = refine(tiny_scan, None, options)
+    assert checked.start == "flat" and flat.start == "flat"
+    assert checked.flat_check_loss == flat.loss_per_pass[:2]
+    assert checked.loss_per_pass == flat.loss_per_pass
+    np.testing.assert_array_equal(checked.reconstruction.object, flat.reconstruction.object)
+    unchecked = refine(tiny_scan, start, RefineOptions(passes=4, flat_check_passes=0))
+    assert unchecked.start == "given" and unchecked.flat_check_loss == []
+    assert unchecked.loss_per_pass[-1] > flat.loss_per_pass[-1]
+
+
+def test_a_start_better_than_flat_is_kept_unchanged_by_the_check(tiny_scan):
+    truth = Reconstruction(tiny_scan.object, np.ones(tiny_scan.object.shape, np.float32), (0.0, 0.0))
+    checked = refine(tiny_scan, truth, RefineOptions(passes=3, flat_check_passes=2))
+    unchecked = refine(tiny_scan, truth, RefineOptions(passes=3, flat_check_passes=0))
+    assert checked.start == "given" and len(checked.flat_check_loss) == 2
+    assert checked.flat_check_loss[-1] > checked.loss_per_pass[1]
+    assert checked.loss_per_pass == unchecked.loss_per_pass  # the rival does not disturb the start's run
+    np.testing.assert_array_equal(checked.reconstruction.object, unchecked.reconstruction.object)
+
+
 def test_poisson_loss_is_an_option_and_converges_slower(tiny_scan):
     poisson = refine(tiny_scan, None, RefineOptions(passes=5, loss=RefineLoss.poisson))
     amplitude = refine(tiny_scan, None, RefineOptions(passes=5))
@@ -92,8 +119,10 @@ def test_refine_cli_from_flat_and_from_a_reconstruction(tiny_scan, tmp_path):
     first = Reconstruction.load(tmp_path / "flat" / "reconstruction.npz")
     for name in ("amplitude.png", "phase.png", "refinement_loss.png", "comparison.png", "metrics.json"):
         assert (tmp_path / "flat" / name).stat().st_size > 0
-    run_cli("refine", "--data", str(tmp_path / "scan.npz"), "--init", str(tmp_path / "flat" / "reconstruction.npz"),
-            "--steps", "3", "--refine-lr", "0.01", "--output-dir", str(tmp_path / "again"), "-q")
+    polished = run_cli("refine", "--data", str(tmp_path / "scan.npz"), "--init",
+                       str(tmp_path / "flat" / "reconstruction.npz"), "--steps", "3", "--refine-lr", "0.01",
+                       "--output-dir", str(tmp_path / "again"), "-q")
+    assert "start check: after 2 passes the given start fitted the data better" in polished.stdout
     again = Reconstruction.load(tmp_path / "again" / "reconstruction.npz")
     # a small step polishes a converged object without scrambling it
     assert evaluate(again, tiny_scan)["phase_ssim"] >= evaluate(first, tiny_scan)["phase_ssim"] - 0.03

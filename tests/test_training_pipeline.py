@@ -195,3 +195,12 @@ def test_loss_option_changes_the_objective(tiny_scan, tmp_path, loss):
     assert (0 < value < 10) if loss == "mae" else (value < -100)
     assert summary.model.settings.training.loss
 
+
+def test_training_warns_when_the_probe_is_its_own_twin(caplog):
+    from ptychopinn.physics.probe import make_probe
+    from ptychopinn.workflow import warn_if_twin_symmetric
+
+    with caplog.at_level("WARNING", logger="ptychopinn.workflow"):
+        assert warn_if_twin_symmetric(make_probe(32, "disk"))
+        assert not warn_if_twin_symmetric(make_probe(32, "defocused"))
+    assert len(caplog.records) == 1 and "cannot tell them apart" in caplog.text

@@ -21,6 +21,10 @@ def add_refine_options(parser: argparse.ArgumentParser, steps_flag: str) -> None
          help="amplitude least squares (well conditioned) or Poisson NLL [%(default)s]")
     flag("--refine-probe", dest="refine_probe", action="store_true",
          help="refine the probe too (from the third pass)")
+    flag("--flat-check", dest="flat_check", type=int, default=RefineOptions.flat_check_passes, metavar="K",
+         help="refine a flat object alongside the given start for the first K passes and go on from "
+         "whichever fits the data better (a network start can be worse than none, e.g. with a real, "
+         "centro-symmetric probe); 0: trust the start [%(default)s]")
 
 
 def add_infer_options(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +41,7 @@ def refine_options(args: argparse.Namespace):
 
     return RefineOptions(
         passes=args.refine_steps, batch_size=args.refine_batch_size, learning_rate=args.refine_lr,
-        loss=RefineLoss(args.refine_loss), refine_probe=args.refine_probe,
+        loss=RefineLoss(args.refine_loss), refine_probe=args.refine_probe, flat_check_passes=args.flat_check,
         accelerator=getattr(args, "accelerator", None) or "auto",
     )
 
@@ -68,6 +72,10 @@ def run_refinement(scan, init, output_dir: Path, args: argparse.Namespace):
     print(f"refined {len(result.loss_per_pass)} passes in {result.seconds:.1f} s "
           f"(loss {result.loss_per_pass[0]:.4g} → {result.loss_per_pass[-1]:.4g}): "
           f"{output_dir / 'reconstruction.npz'}")
+    if result.flat_check_loss:
+        checked = len(result.flat_check_loss)
+        print(f"start check: after {checked} passes the {result.start} start fitted the data better "
+              f"(flat start's loss {result.flat_check_loss[-1]:.4g}); the result is refined from it")
     return result
 
 

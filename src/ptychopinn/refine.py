@@ -45,6 +45,11 @@ class RefineOptions:
     seed: int = 0
     accelerator: str = "auto"
     margin: int = 2
+    # A given start is refined alongside a flat one for this many passes and the start that
+    # then fits the data better goes on (0: trust the given start). A network start can be
+    # worse than none: with a real, centro-symmetric probe a pattern and its twin give the same
+    # diffraction, and patches that mix the two set refinement back (README, quality).
+    flat_check_passes: int = 2
 
 
 @dataclass
@@ -54,6 +59,8 @@ class RefinementResult:
     probe: np.ndarray
     seconds: float
     pass_metrics: list[dict] = field(default_factory=list)
+    start: str = "given"  # "given" or "flat": the start the result was refined from
+    flat_check_loss: list[float] = field(default_factory=list)  # the flat rival's loss per checked pass
 
 
 def refine(
@@ -77,21 +84,27 @@ def refine(
 
     options = options or RefineOptions()
     device = resolve_device(options.accelerator)
-    problem = _RefinementProblem(scan, init if isinstance(init, Reconstruction) else None, options, device)
+    init = init if isinstance(init, Reconstruction) else None
+    problem = _RefinementProblem(scan, init, options, device)
+    rival = _RefinementProblem(scan, None, options, device) if init is not None and options.flat_check_passes > 0 \
+        else None
     start = time.perf_counter()
-    losses, pass_metrics = [], []
+    losses, rival_losses, pass_metrics, start_name = [], [], [], "given" if init is not None else "flat"
     steps_per_pass = math.ceil(scan.n_patterns / options.batch_size)
     total_steps = max(options.passes * steps_per_pass, 1)
     rng = np.random.default_rng(options.seed)
-    step = 0
     for pass_index in progress(range(options.passes), "refining", enabled=show_progress):
-        order = rng.permutation(scan.n_patterns)
-        running = 0.0
-        for batch in np.array_split(order, steps_per_pass):
-            problem.set_learning_rate(_cosine(step, total_steps, options, steps_per_pass), pass_index)
-            running += problem.step(torch.from_numpy(batch).to(device)) * len(batch)
-            step += 1
-        losses.append(running / scan.n_patterns)
+        batches = [torch.from_numpy(b).to(device)
+                   for b in np.array_split(rng.permutation(scan.n_patterns), steps_per_pass)]
+        rates = [_cosine(pass_index * steps_per_pass + k, total_steps, options, steps_per_pass)
+                 for k in range(len(batches))]
+        losses.append(problem.run_pass(batches, rates, pass_index))
+        if rival is not None:
+            rival_losses.append(rival.run_pass(batches, rates, pass_index))
+            if len(rival_losses) == options.flat_check_passes or pass_index + 1 == options.passes:
+                if _flat_fits_better(losses[-1], rival_losses[-1], len(rival_losses)):
+                    problem, losses, start_name = rival, list(rival_losses), "flat"
+                rival = None
         if on_pass is not None:
             extra = on_pass(pass_index, problem.reconstruction())
             if extra:
@@ -99,7 +112,15 @@ def refine(
     seconds = time.perf_counter() - start
     log.info("refinement: %d passes in %.1f s, final loss %.4g", options.passes, seconds,
              losses[-1] if losses else float("nan"))
-    return RefinementResult(problem.reconstruction(), losses, problem.probe_numpy(), seconds, pass_metrics)
+    return RefinementResult(problem.reconstruction(), losses, problem.probe_numpy(), seconds, pass_metrics,
+                            start_name, rival_losses)
+
+
+def _flat_fits_better(given_loss: float, flat_loss: float, passes: int) -> bool:
+    better = flat_loss < given_loss
+    log.info("refinement: after %d passes the %s start fits the data better (loss %.4g given, %.4g flat); "
+             "refining on from it", passes, "flat" if better else "given", given_loss, flat_loss)
+    return better
 
 
 def _background(covered_values: np.ndarray) -> complex:
@@ -205,6 +226,14 @@ class _RefinementProblem:
             active = pass_index >= self.options.probe_start_pass
             ratio = self.options.probe_learning_rate / self.options.learning_rate
             self.optimizer.param_groups[1]["lr"] = lr * ratio if active else 0.0
+
+    def run_pass(self, batches: list, rates: list[float], pass_index: int) -> float:
+        """One pass over the positions, batch by batch at the given step sizes: the mean loss."""
+        total = 0.0
+        for batch, rate in zip(batches, rates, strict=True):
+            self.set_learning_rate(rate, pass_index)
+            total += self.step(batch) * len(batch)
+        return total / sum(len(batch) for batch in batches)
 
     def step(self, batch) -> float:
         import torch

@@ -27,7 +27,7 @@ from ptychopinn.model_store import (
     load_model,
     torch_weights,
 )
-from ptychopinn.physics.probe import normalize_probe
+from ptychopinn.physics.probe import TWIN_SYMMETRIC_BELOW, normalize_probe, twin_asymmetry
 from ptychopinn.physics.scaling import ScaleContract
 from ptychopinn.progress import progress
 from ptychopinn.reconstruction import Reconstruction
@@ -124,6 +124,7 @@ def train_with_summary(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     settings.save(output_dir / "config.yaml")
+    warn_if_twin_symmetric(scan.probe)
     curriculum = _curriculum_epochs(settings)
     initial_weights, first_epochs = None, 0
     if curriculum and not resume:  # a resumed run continues its last stage
@@ -139,6 +140,20 @@ def train_with_summary(
         plot_training_curves(result.metrics_csv, output_dir / "training_curves.png")
     return TrainingSummary(draft, model_path, output_dir, first_epochs + result.epochs_run, result.device,
                            first_epochs)
+
+
+def warn_if_twin_symmetric(probe: np.ndarray) -> bool:
+    """Warn (and return True) when the probe is its own twin: the network then cannot resolve the
+    twin per pattern and its object may mix patches with their twins (README, quality)."""
+    asymmetry = twin_asymmetry(probe)
+    if asymmetry >= TWIN_SYMMETRIC_BELOW:
+        return False
+    log.warning("the probe is real and centro-symmetric (twin asymmetry %.2g): an object patch and its "
+                "twin (conjugated, point-reflected) give the same diffraction, so the network cannot tell "
+                "them apart and its reconstruction may mix the two. Refine its output (infer "
+                "--refine-steps K, whose start check falls back to a flat start when that fits the data "
+                "better) or reconstruct iteratively (refine --init flat).", asymmetry)
+    return True
 
 
 def _curriculum_epochs(settings: Settings) -> int:

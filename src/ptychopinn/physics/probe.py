@@ -63,6 +63,23 @@ def _defocused_probe(n: int, radius: float, defocus: float | None) -> np.ndarray
     return (field / np.abs(field).max()).astype(np.complex64)
 
 
+TWIN_SYMMETRIC_BELOW = 0.01
+
+
+def twin_asymmetry(probe: np.ndarray) -> float:
+    """‖P − P̃‖ / ‖P‖ with P̃(r) = conj P(−r), the probe's twin (r = 0 at pixel N/2).
+
+    Where it is ~0 (a real, centro-symmetric probe such as a flat-phase disk) an object patch O
+    and its twin conj O(−r) give exactly the same diffraction: a single pattern cannot tell them
+    apart, only the overlap between positions can."""
+    probe = np.asarray(probe).astype(np.complex128)
+    twin = np.conj(np.roll(probe[::-1, ::-1], 1, axis=(0, 1)))
+    norm = np.linalg.norm(probe)
+    if norm == 0:
+        raise ValueError("the probe is zero everywhere")
+    return float(np.linalg.norm(probe - twin) / norm)
+
+
 def normalize_probe(
     probe: np.ndarray, probe_scale: float = 4.0, use_mask: bool = False
 ) -> np.ndarray:
