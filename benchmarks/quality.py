@@ -1,6 +1,6 @@
 """Reconstruction quality against wall time, on scans, objects and probes of several kinds.
 
-    python benchmarks/quality.py [--objects grf lines image] [--probes disk defocused]
+    python benchmarks/quality.py [--objects grf lines image star] [--probes disk defocused]
                                  [--epochs 8] [--passes 30] [--size 160]
 
 For every object × probe case (1e6 photons, ~75 % linear overlap, N = 64) it records phase SSIM,
@@ -8,6 +8,8 @@ phase PSNR and amplitude SSIM (SPEC §8) of:
 - the network alone at gridsize 1 and gridsize 2 (default architecture), and the
   predecessor-style gridsize-2 model (joint channels, central head, amplitude input) under the same budget;
 - network (gridsize 2, and gridsize 1) + refinement, pass by pass;
+- network (gridsize 2) + refinement with the default start check (a flat rival for the first passes,
+  counted as work);
 - refinement from a flat object (the iterative baseline), pass by pass;
 with the passes each refinement needs to reach phase SSIM 0.9 and the wall-time ratio including the
 network's inference. Writes a table, JSON, a quality-vs-time plot per case and side-by-side figures
@@ -31,6 +33,7 @@ from ptychopinn.refine import RefineOptions, refine  # noqa: E402
 from ptychopinn.workflow import reconstruct, train_with_summary  # noqa: E402
 
 SCORES = ("phase_ssim", "phase_psnr", "amplitude_ssim")
+FLAT_CHECK = 2  # passes of the default start check (RefineOptions.flat_check_passes)
 PREDECESSOR = {"model": {"group_encoding": "joint", "head": "central", "input_mode": "amplitude",
                          "amplitude_activation": "sigmoid"}}
 
@@ -54,32 +57,36 @@ def scores(reconstruction, scan) -> dict:
     return {k: round(float(metrics[k]), 4) for k in SCORES}
 
 
-def refinement_curve(scan, init, passes: int):
-    """Scores after every pass; a network start is pass 0 (a start already at 0.9 needs no pass)."""
-    curve = [] if init is None else [{"pass": 0, **scores(init, scan)}]
+def refinement_curve(scan, init, passes: int, flat_check: int = 0):
+    """Scores after every pass; a network start is pass 0 (a start already at 0.9 needs no pass).
+    With ``flat_check`` K a flat rival runs the first K passes too: "work" counts both."""
+    curve = [] if init is None else [{"pass": 0, "work": 0, **scores(init, scan)}]
     start = time.perf_counter()
     paused = [0.0]
 
     def track(index, reconstruction):
         pause = time.perf_counter()
-        curve.append({"pass": index + 1, **scores(reconstruction, scan)})
+        curve.append({"pass": index + 1, "work": index + 1 + min(index + 1, flat_check if init else 0),
+                      **scores(reconstruction, scan)})
         paused[0] += time.perf_counter() - pause
 
-    result = refine(scan, init, RefineOptions(passes=passes), on_pass=track)
+    result = refine(scan, init, RefineOptions(passes=passes, flat_check_passes=flat_check), on_pass=track)
     seconds = time.perf_counter() - start - paused[0]
+    work = curve[-1]["work"]
     for point in curve:
-        point["seconds"] = round(seconds * point["pass"] / passes, 3)
+        point["seconds"] = round(seconds * point["work"] / work, 3)
     return result, curve, seconds
 
 
 def passes_to(curve: list[dict], threshold: float = 0.9) -> int | None:
-    return next((p["pass"] for p in curve if p["phase_ssim"] >= threshold), None)
+    """Passes of work (a checked start's flat rival included) to phase SSIM ``threshold``."""
+    return next((p["work"] for p in curve if p["phase_ssim"] >= threshold), None)
 
 
-def seconds_to_0_9(curve: list[dict], refine_s: float, passes: int, infer_s: float = 0.0) -> float | None:
-    """Wall time to phase SSIM 0.9: the network's inference plus the refinement passes needed."""
+def seconds_to_0_9(curve: list[dict], refine_s: float, infer_s: float = 0.0) -> float | None:
+    """Wall time to phase SSIM 0.9: the network's inference plus the refinement work needed."""
     needed = passes_to(curve)
-    return None if needed is None else infer_s + refine_s * needed / passes
+    return None if needed is None else infer_s + refine_s * needed / curve[-1]["work"]
 
 
 def run_case(obj: str, probe: str, args, root: Path) -> dict:
@@ -94,15 +101,18 @@ def run_case(obj: str, probe: str, args, root: Path) -> dict:
     case["predecessor_g2"] = {**scores(old, scan), "train_s": round(t3, 1), "infer_s": round(i3, 2)}
     polished, curve_net, refine_net_s = refinement_curve(scan, net2, args.passes)
     _, curve_net1, refine_net1_s = refinement_curve(scan, net1, args.passes)
+    checked, curve_checked, refine_checked_s = refinement_curve(scan, net2, args.passes, flat_check=FLAT_CHECK)
     baseline, curve_flat, refine_flat_s = refinement_curve(scan, None, args.passes)
     for key, curve in (("network_refined", curve_net), ("network_g1_refined", curve_net1),
-                       ("flat_refined", curve_flat)):
+                       ("network_checked_refined", curve_checked), ("flat_refined", curve_flat)):
         case[key] = {**curve[-1], "curve": curve, "passes_to_0.9": passes_to(curve),
                      "passes_to_0.95": passes_to(curve, 0.95)}
-    flat_time = seconds_to_0_9(curve_flat, refine_flat_s, args.passes)
+    case["network_checked_refined"]["start"] = checked.start
+    flat_time = seconds_to_0_9(curve_flat, refine_flat_s)
     for key, infer_s, curve, refine_s in (("network_g2", i2, curve_net, refine_net_s),
-                                          ("network_g1", i1, curve_net1, refine_net1_s)):
-        net_time = seconds_to_0_9(curve, refine_s, args.passes, infer_s)
+                                          ("network_g1", i1, curve_net1, refine_net1_s),
+                                          ("network_g2_checked", i2, curve_checked, refine_checked_s)):
+        net_time = seconds_to_0_9(curve, refine_s, infer_s)
         if net_time is not None and flat_time:
             case.setdefault("time_ratio_to_0.9", {})[key] = round(net_time / flat_time, 3)
     evaluate_and_plot(polished.reconstruction, scan, RESULTS / f"quality_{obj}_{probe}",
@@ -120,6 +130,8 @@ def plot_case(case: dict, network_infer_s: float, path: Path) -> None:
     axis = figure.subplots()
     for key, label, offset in (("network_refined", "network g2 + refinement", network_infer_s),
                                ("network_g1_refined", "network g1 + refinement", case["network_g1"]["infer_s"]),
+                               ("network_checked_refined", "network g2 + refinement, start checked",
+                                network_infer_s),
                                ("flat_refined", "refinement from flat", 0.0)):
         curve = case[key]["curve"]
         axis.plot([offset + p["seconds"] for p in curve], [p["phase_ssim"] for p in curve], "o-", ms=3,
@@ -150,19 +162,22 @@ def time_ratios(case: dict) -> str:
 def table(cases: list[dict]) -> str:
     lines = ["| object | probe | net g1 | net g2 | predecessor g2 | net g2 + refine | flat refine | "
              "passes to 0.9 (net g2 / net g1 / flat) | passes to 0.95 (net g2 / net g1 / flat) | "
-             "time to 0.9 ÷ flat's (net g2 / net g1) |", "|" + "---|" * 10]
+             "time to 0.9 ÷ flat's (net g2 / net g1) | net g2, start checked: passes to 0.9 (start kept) |",
+             "|" + "---|" * 11]
     for c in cases:
         lines.append(
             f"| {c['object']} | {c['probe']} | {c['network_g1']['phase_ssim']:.3f} | "
             f"{c['network_g2']['phase_ssim']:.3f} | {c['predecessor_g2']['phase_ssim']:.3f} | "
             f"{c['network_refined']['phase_ssim']:.3f} | {c['flat_refined']['phase_ssim']:.3f} | "
-            f"{passes(c, '0.9')} | {passes(c, '0.95')} | {time_ratios(c)} |")
+            f"{passes(c, '0.9')} | {passes(c, '0.95')} | {time_ratios(c)} | "
+            f"{_or_dash(c['network_checked_refined']['passes_to_0.9'])} ({c['network_checked_refined']['start']}), "
+            f"time ÷ flat's {_or_dash(c.get('time_ratio_to_0.9', {}).get('network_g2_checked'))} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--objects", nargs="+", default=["grf", "lines", "image"])
+    parser.add_argument("--objects", nargs="+", default=["grf", "lines", "image", "star"])
     parser.add_argument("--probes", nargs="+", default=["disk", "defocused"])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--passes", type=int, default=30)
