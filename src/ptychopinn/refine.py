@@ -4,7 +4,9 @@ The object canvas (in object pixel coordinates) becomes a learnable complex tens
 model (sub-pixel extraction at every scan position, probe, far-field amplitude) and a data loss
 are minimised by Adam over minibatches of positions, with a cosine-decaying step so the result
 settles instead of fitting noise. Started from a flat object it is an iterative reconstruction in
-its own right (the baseline); started from the network's output it needs far fewer passes.
+its own right (the baseline); started from the network's output it needs fewer passes where the
+network is good, and a flat rival for the first passes guards against a start that is worse than
+none (``RefineOptions.flat_check_passes``).
 """
 
 from __future__ import annotations
@@ -74,7 +76,9 @@ def refine(
     """Refine ``init`` (a reconstruction, or None / "flat" for a flat start) against ``scan``.
 
     ``on_pass(pass_index, reconstruction)`` is called after every pass (e.g. to track quality);
-    whatever dict it returns is kept in ``pass_metrics``.
+    whatever dict it returns is kept in ``pass_metrics``. With a given start and
+    ``options.flat_check_passes`` K > 0, a flat start runs the first K passes on the same batches
+    and step sizes; the one with the lower loss in pass K goes on (``RefinementResult.start``).
     """
     import time
 
