@@ -33,7 +33,6 @@ from ptychopinn.refine import RefineOptions, refine  # noqa: E402
 from ptychopinn.workflow import reconstruct, train_with_summary  # noqa: E402
 
 SCORES = ("phase_ssim", "phase_psnr", "amplitude_ssim")
-FLAT_CHECK = 2  # passes of the default start check (RefineOptions.flat_check_passes)
 PREDECESSOR = {"model": {"group_encoding": "joint", "head": "central", "input_mode": "amplitude",
                          "amplitude_activation": "sigmoid"}}
 
@@ -66,7 +65,7 @@ def refinement_curve(scan, init, passes: int, flat_check: int = 0):
 
     def track(index, reconstruction):
         pause = time.perf_counter()
-        curve.append({"pass": index + 1, "work": index + 1 + min(index + 1, flat_check if init else 0),
+        curve.append({"pass": index + 1, "work": index + 1 + min(index + 1, flat_check if init is not None else 0),
                       **scores(reconstruction, scan)})
         paused[0] += time.perf_counter() - pause
 
@@ -101,7 +100,8 @@ def run_case(obj: str, probe: str, args, root: Path) -> dict:
     case["predecessor_g2"] = {**scores(old, scan), "train_s": round(t3, 1), "infer_s": round(i3, 2)}
     polished, curve_net, refine_net_s = refinement_curve(scan, net2, args.passes)
     _, curve_net1, refine_net1_s = refinement_curve(scan, net1, args.passes)
-    checked, curve_checked, refine_checked_s = refinement_curve(scan, net2, args.passes, flat_check=FLAT_CHECK)
+    checked, curve_checked, refine_checked_s = refinement_curve(scan, net2, args.passes,
+                                                                flat_check=RefineOptions.flat_check_passes)
     baseline, curve_flat, refine_flat_s = refinement_curve(scan, None, args.passes)
     for key, curve in (("network_refined", curve_net), ("network_g1_refined", curve_net1),
                        ("network_checked_refined", curve_checked), ("flat_refined", curve_flat)):

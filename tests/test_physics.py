@@ -172,14 +172,13 @@ def test_mean_total_counts_rejects_empty():
 def test_twin_asymmetry_tells_a_flat_phase_disk_from_probes_with_phase():
     """A real, centro-symmetric probe gives a patch and its twin identical diffraction."""
     from ptychopinn.physics.forward import far_field
-    from ptychopinn.physics.probe import twin_asymmetry
+    from ptychopinn.physics.probe import twin, twin_asymmetry
 
     flat_disk = make_probe(64, "disk")
     assert twin_asymmetry(flat_disk) < 1e-6
     assert twin_asymmetry(make_probe(64, "disk", defocus=1.0)) > 0.1
     assert twin_asymmetry(make_probe(64, "defocused")) > 0.1
     patch = np.exp(1j * np.random.default_rng(0).random((64, 64)))
-    twin = np.conj(np.roll(patch[::-1, ::-1], 1, axis=(0, 1)))
     for probe, same in ((flat_disk, True), (make_probe(64, "defocused"), False)):
-        pattern, twin_pattern = (np.abs(far_field(probe * p)) for p in (patch, twin))
+        pattern, twin_pattern = (np.abs(far_field(probe * p)) for p in (patch, twin(patch)))
         assert np.allclose(pattern, twin_pattern, rtol=1e-4, atol=1e-4) == same

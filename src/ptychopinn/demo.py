@@ -83,7 +83,7 @@ def run_demo(
     plot_reconstruction_channel(result, "phase", infer_dir / "phase.png")
     seconds["reconstruct"], clock = time.perf_counter() - clock, time.perf_counter()
 
-    # the demo refines both starts and shows them side by side, so no flat check of the network's
+    # the demo refines both starts and shows them side by side: the network's start is not checked
     options = RefineOptions(passes=DEMO_REFINE_PASSES, seed=seed, flat_check_passes=0)
     polished = refine(scan, result, options)
     polished.reconstruction.save(output_dir / "refined" / "reconstruction.npz")

@@ -11,6 +11,7 @@ none (``RefineOptions.flat_check_passes``).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Callable
@@ -90,8 +91,7 @@ def refine(
     device = resolve_device(options.accelerator)
     init = init if isinstance(init, Reconstruction) else None
     problem = _RefinementProblem(scan, init, options, device)
-    rival = _RefinementProblem(scan, None, options, device) if init is not None and options.flat_check_passes > 0 \
-        else None
+    rival = problem.flat_rival(scan) if init is not None and options.flat_check_passes > 0 else None
     start = time.perf_counter()
     losses, rival_losses, pass_metrics, start_name = [], [], [], "given" if init is not None else "flat"
     steps_per_pass = math.ceil(scan.n_patterns / options.batch_size)
@@ -161,23 +161,37 @@ class _RefinementProblem:
                           math.floor(positions[:, 1].min() - n / 2) - options.margin)
         width = math.ceil(positions[:, 0].max() + n / 2) + options.margin + 1 - self.origin_xy[0]
         height = math.ceil(positions[:, 1].max() + n / 2) + options.margin + 1 - self.origin_xy[1]
+        self.shape = (height, width)
         # The probe scaled to the counts: |F(P_c · O)| ≈ X for the object the network predicts.
-        scale = input_scale(scan.diffraction)
-        probe = normalize_probe(scan.probe) / scale
-        self.probe = torch.tensor(probe, dtype=torch.complex64, device=device)
+        self.scaled_probe = normalize_probe(scan.probe) / input_scale(scan.diffraction)
         self.measured = torch.tensor(scan.diffraction, dtype=torch.float32, device=device)
         top_left = np.stack([positions[:, 1] - n / 2 - self.origin_xy[1],
                              positions[:, 0] - n / 2 - self.origin_xy[0]], axis=1)
         self.top_left = torch.tensor(top_left, dtype=torch.float64, device=device)
-        start = self._initial_object(init, (height, width), mean_total_counts(scan.diffraction), probe)
-        start = start * self._energy_match(start, scan, probe)
-        self.canvas = torch.nn.Parameter(torch.view_as_real(torch.tensor(start, dtype=torch.complex64)).to(device))
-        groups = [{"params": [self.canvas], "lr": options.learning_rate}]
-        if options.refine_probe:
+        self._start(scan, init)
+        self.illumination = self._illumination(self.shape)
+
+    def _start(self, scan: Scan, init: Reconstruction | None) -> None:
+        """The learnable canvas (and probe) from ``init`` or flat, with a fresh optimiser."""
+        import torch
+
+        start = self._initial_object(init, self.shape, mean_total_counts(scan.diffraction), self.scaled_probe)
+        start = start * self._energy_match(start, scan, self.scaled_probe)
+        self.canvas = torch.nn.Parameter(
+            torch.view_as_real(torch.tensor(start, dtype=torch.complex64)).to(self.device))
+        self.probe = torch.tensor(self.scaled_probe, dtype=torch.complex64, device=self.device)
+        groups = [{"params": [self.canvas], "lr": self.options.learning_rate}]
+        if self.options.refine_probe:
             self.probe = torch.nn.Parameter(torch.view_as_real(self.probe).clone())
             groups.append({"params": [self.probe], "lr": 0.0})
         self.optimizer = torch.optim.Adam(groups)
-        self.illumination = self._illumination((height, width))
+
+    def flat_rival(self, scan: Scan) -> _RefinementProblem:
+        """The same problem from a flat start: it shares the measured patterns, the positions and
+        the illumination footprint on the device (not a second copy of the data)."""
+        rival = copy.copy(self)
+        rival._start(scan, None)
+        return rival
 
     def _initial_object(self, init, shape, mean_counts, probe) -> np.ndarray:
         if init is None:

@@ -73,11 +73,15 @@ def twin_asymmetry(probe: np.ndarray) -> float:
     and its twin conj O(−r) give exactly the same diffraction: a single pattern cannot tell them
     apart, only the overlap between positions can."""
     probe = np.asarray(probe).astype(np.complex128)
-    twin = np.conj(np.roll(probe[::-1, ::-1], 1, axis=(0, 1)))
     norm = np.linalg.norm(probe)
     if norm == 0:
         raise ValueError("the probe is zero everywhere")
-    return float(np.linalg.norm(probe - twin) / norm)
+    return float(np.linalg.norm(probe - twin(probe)) / norm)
+
+
+def twin(field: np.ndarray) -> np.ndarray:
+    """conj F(−r) of an (N, N) field whose r = 0 is pixel N/2 (−r of pixel i is pixel N − i)."""
+    return np.conj(np.roll(np.asarray(field)[::-1, ::-1], 1, axis=(0, 1)))
 
 
 def normalize_probe(
