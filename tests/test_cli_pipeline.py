@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 
+from ptychopinn.cli_refine import POOR_FIT_EXCESS
 from ptychopinn.config import Settings
 from ptychopinn.data import save_scan
 from ptychopinn.reconstruction import Reconstruction
@@ -69,6 +71,10 @@ def test_infer_writes_reconstruction_and_figures(inferred):
         np.testing.assert_allclose(data["amplitude"], np.abs(data["object"]), rtol=1e-6)
     assert recon.mask.any() and np.isfinite(recon.object).all()
     assert "phase SSIM" in result.stdout  # the scan has objectGuess: it is evaluated too
+    # the fit to the measured patterns needs no reference; a poor one comes with a hint
+    excess = float(re.search(r"network object: data misfit [\d.]+ % .*?, ([\d.]+)×", result.stdout).group(1))
+    assert excess >= 0.9
+    assert ("does not explain these patterns" in result.stdout) == (excess > POOR_FIT_EXCESS)
     for name in ("amplitude.png", "phase.png", "comparison.png"):
         from PIL import Image
 

@@ -40,5 +40,8 @@ def test_demo_reconstructs_the_object(tmp_path):
     assert network_ssim > max(scores.values()) + 0.05
     refined = [m["phase_ssim"] for label, m in report.metrics.items() if label.startswith("network +")][0]
     assert refined > 0.85 and refined > network_ssim
+    fits = [m["data_misfit_excess"] for m in report.metrics.values()]  # network, refined, flat
+    assert fits[1] < 2.0 and fits[2] < 2.0 and fits[0] > fits[1]
+    assert "data misfit" in report.format()
     for path in report.files.values():
         assert path.stat().st_size > 0

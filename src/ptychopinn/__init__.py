@@ -3,7 +3,7 @@
 The public API is loaded lazily so that importing the package does no work (no torch, no
 TensorFlow, no models built)::
 
-    from ptychopinn import simulate, load_scan, train, load_model, reconstruct, evaluate
+    from ptychopinn import simulate, load_scan, train, load_model, reconstruct, evaluate, data_fit
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ _API = {
     "evaluate": "ptychopinn.workflow",
     "load_model": "ptychopinn.model_store",
     "Reconstruction": "ptychopinn.reconstruction",
+    "data_fit": "ptychopinn.refine",
 }
 
 __all__ = [*_API, "__version__"]

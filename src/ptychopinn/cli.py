@@ -19,9 +19,11 @@ from ptychopinn.cli_diagnostics import (
     train_observers,
 )
 from ptychopinn.cli_refine import (
+    POOR_FIT_EXCESS,
     add_infer_options,
     add_refine_command,
     maybe_finetune,
+    report_data_fit,
     run_refinement,
 )
 from ptychopinn.cli_tensorflow import add_backend_flag, add_parity_command
@@ -271,6 +273,11 @@ def _reconstruct_and_report(model, data: Path, output_dir: Path, args: argparse.
           f"{output_dir / 'reconstruction.npz'}")
     diagnostics.finish(model, scan, result)
     network_result = result
+    fit = report_data_fit(scan, result, "network object", args)
+    if fit.excess > POOR_FIT_EXCESS and not getattr(args, "refine_steps", 0):
+        print(f"the network's object does not explain these patterns ({fit.excess:.0f}× the noise); refine it: "
+              f"ptychopinn refine --data {data} --init {output_dir / 'reconstruction.npz'} --steps 20 "
+              f"--output-dir {output_dir / 'refined'}  (or infer with --refine-steps 20)")
     if getattr(args, "refine_steps", 0):
         result.save(output_dir / "network_reconstruction.npz")
         result = run_refinement(scan, result, output_dir, args).reconstruction
@@ -306,8 +313,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ptychopinn.reconstruction import Reconstruction
 
     output_dir = args.output_dir or args.recon.parent
-    metrics = _evaluate_and_write(Reconstruction.load(args.recon), load_scan(args.truth), output_dir)
+    reconstruction, scan = Reconstruction.load(args.recon), load_scan(args.truth)
+    metrics = _evaluate_and_write(reconstruction, scan, output_dir)
     print(_headline(metrics))
+    report_data_fit(scan, reconstruction, "reconstruction", args)
     print(f"metrics: {output_dir / 'metrics.json'}; figure: {output_dir / 'comparison.png'}")
     return 0
 

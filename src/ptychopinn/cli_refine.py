@@ -76,7 +76,22 @@ def run_refinement(scan, init, output_dir: Path, args: argparse.Namespace):
         checked = len(result.flat_check_loss)
         print(f"start check: after {checked} passes the {result.start} start fitted the data better "
               f"(flat start's loss {result.flat_check_loss[-1]:.4g}); the result is refined from it")
+    report_data_fit(scan, result.reconstruction, "refined object", args)
     return result
+
+
+# Misfit, in units of the Poisson floor, above which an object visibly fails to explain the data:
+# network objects that score phase SSIM 0.94 leave 2–3×, failed ones 7–20× (README, data fit).
+POOR_FIT_EXCESS = 3.0
+
+
+def report_data_fit(scan, reconstruction, label: str, args: argparse.Namespace):
+    """Print how well ``reconstruction`` explains the scan's patterns (no reference needed)."""
+    from ptychopinn.refine import data_fit
+
+    fit = data_fit(scan, reconstruction, getattr(args, "accelerator", None) or "auto")
+    print(f"{label}: {fit.format()}")
+    return fit
 
 
 def add_refine_command(commands, common, formatter) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ptychopinn.data.scan import Scan
+from ptychopinn.physics.noise import AmplitudeNoise
 from ptychopinn.physics.probe import normalize_probe
 from ptychopinn.physics.scaling import input_scale, mean_total_counts
 from ptychopinn.progress import progress
@@ -64,6 +65,37 @@ class RefinementResult:
     pass_metrics: list[dict] = field(default_factory=list)
     start: str = "given"  # "given" or "flat": the start the result was refined from
     flat_check_loss: list[float] = field(default_factory=list)  # the flat rival's loss per checked pass
+
+
+@dataclass(frozen=True)
+class DataFit:
+    """How well an object explains the measured patterns, without a reference object.
+
+    ``misfit``: ‖s·|F(P · O)| − X‖ / ‖X‖ over all positions at the best global scale s (object and
+    probe scale are not separately identifiable); ``noise_floor``: the same ratio for the true
+    object, i.e. what Poisson noise alone leaves (patterns in photon counts, SPEC §1).
+    """
+
+    misfit: float
+    noise_floor: float
+
+    @property
+    def excess(self) -> float:
+        """Misfit in units of the noise floor: about 1 for an object that explains the data."""
+        return self.misfit / self.noise_floor if self.noise_floor > 0 else math.inf
+
+    def format(self) -> str:
+        return (f"data misfit {100 * self.misfit:.1f} % of the measured amplitudes, "
+                f"{self.excess:.1f}× what Poisson noise alone leaves ({100 * self.noise_floor:.1f} %)")
+
+
+def data_fit(scan: Scan, reconstruction: Reconstruction, accelerator: str = "auto") -> DataFit:
+    """The misfit of ``reconstruction`` to ``scan``'s patterns through the refinement's forward
+    model; where the reconstruction does not cover a probe footprint, its mean value stands in."""
+    from ptychopinn.torch_backend.device import resolve_device
+
+    options = RefineOptions(accelerator=accelerator)
+    return _RefinementProblem(scan, reconstruction, options, resolve_device(accelerator)).data_fit()
 
 
 def refine(
@@ -253,15 +285,40 @@ class _RefinementProblem:
             total += self.step(batch) * len(batch)
         return total / sum(len(batch) for batch in batches)
 
-    def step(self, batch) -> float:
-        import torch
-
+    def predicted(self, batch):
+        """|F(P · O)| at the positions ``batch`` for the current object and probe."""
         from ptychopinn.torch_backend.extract import extract_patches
         from ptychopinn.torch_backend.ops import far_field_amplitude
 
-        self.optimizer.zero_grad(set_to_none=True)
         patches = extract_patches(self._complex(self.canvas), self.top_left[batch], self.n)
-        predicted = far_field_amplitude(patches * self._complex(self.probe))
+        return far_field_amplitude(patches * self._complex(self.probe))
+
+    def data_fit(self, batch_size: int = 256) -> DataFit:
+        import torch
+
+        batches = torch.arange(len(self.measured), device=self.device).split(batch_size)
+        cross, model_energy, measured_energy = 0.0, 0.0, 0.0
+        with torch.no_grad():
+            for batch in batches:
+                predicted, measured = self.predicted(batch).double(), self.measured[batch].double()
+                cross += float(torch.sum(predicted * measured))
+                model_energy += float(torch.sum(predicted**2))
+                measured_energy += float(torch.sum(measured**2))
+            scale = cross / model_energy if model_energy > 0 else 0.0
+            noise, floor = AmplitudeNoise(), 0.0
+            for batch in batches:
+                expected_counts = (scale * self.predicted(batch).double()) ** 2
+                floor += float(np.sum(noise.expected_square_residual(expected_counts.cpu().numpy())))
+        residual = max(measured_energy - scale * cross, 0.0)  # Σ(sA − X)² at s = ΣAX / ΣA²
+        if measured_energy == 0:
+            return DataFit(0.0, 0.0)
+        return DataFit(math.sqrt(residual / measured_energy), math.sqrt(floor / measured_energy))
+
+    def step(self, batch) -> float:
+        import torch
+
+        self.optimizer.zero_grad(set_to_none=True)
+        predicted = self.predicted(batch)
         measured = self.measured[batch]
         if self.options.loss is RefineLoss.amplitude:
             loss = torch.mean((predicted - measured) ** 2)

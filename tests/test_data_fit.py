@@ -1,0 +1,78 @@
+"""Data fit without a reference: the misfit of an object to the measured patterns against what
+Poisson noise alone leaves."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from ptychopinn.data import save_scan
+from ptychopinn.physics.noise import AmplitudeNoise
+from ptychopinn.physics.simulate import simulate
+from ptychopinn.reconstruction import Reconstruction
+from ptychopinn.refine import DataFit, RefineOptions, data_fit, refine
+from test_cli_foundation import run_cli
+
+
+def _as_reconstruction(obj: np.ndarray) -> Reconstruction:
+    return Reconstruction(obj.astype(np.complex64), np.ones(obj.shape, np.float32), (0.0, 0.0))
+
+
+@pytest.mark.parametrize("expected_counts", [0.02, 0.3, 1.0, 2.5, 7.0, 40.0, 300.0, 5000.0])
+def test_expected_amplitude_residual_matches_sampling(expected_counts):
+    counts = np.random.default_rng(5).poisson(expected_counts, 400_000)
+    sampled = np.mean((np.sqrt(counts) - np.sqrt(expected_counts)) ** 2)
+    table = AmplitudeNoise().expected_square_residual(np.array([expected_counts]))[0]
+    assert table == pytest.approx(sampled, rel=0.02, abs=2e-4)
+
+
+def test_amplitude_residual_limits():
+    noise = AmplitudeNoise().expected_square_residual(np.array([0.0, 1e-3, 1.0, 1e4]))
+    assert noise[0] == 0.0
+    assert noise[1] == pytest.approx(2e-3, rel=0.1)  # faint pixels: about 2λ
+    assert noise[2] == pytest.approx(0.4536, abs=1e-3)  # the peak near one count
+    assert noise[3] == 0.25
+
+
+@pytest.mark.parametrize("photons", [1e4, 1e6])
+def test_the_true_object_leaves_exactly_the_noise_floor(photons):
+    scan = simulate("lines", size=96, n=32, step=4.0, photons=photons, probe="defocused", seed=2)
+    fit = data_fit(scan, _as_reconstruction(scan.object), accelerator="cpu")
+    assert fit.excess == pytest.approx(1.0, abs=0.03)
+    assert 0.005 < fit.noise_floor < 0.5
+    # a lower dose leaves more noise
+    if photons == 1e4:
+        assert fit.noise_floor > 0.1
+
+
+def test_the_fit_ignores_the_object_scale_and_global_phase(tiny_scan):
+    truth = data_fit(tiny_scan, _as_reconstruction(tiny_scan.object), accelerator="cpu")
+    scaled = data_fit(tiny_scan, _as_reconstruction(3.0 * np.exp(0.7j) * tiny_scan.object), accelerator="cpu")
+    assert scaled.misfit == pytest.approx(truth.misfit, rel=1e-4)
+
+
+def test_a_wrong_object_fits_far_worse_and_refinement_closes_the_gap(tiny_scan):
+    flat = data_fit(tiny_scan, _as_reconstruction(np.ones_like(tiny_scan.object)), accelerator="cpu")
+    refined = refine(tiny_scan, None, RefineOptions(passes=15, accelerator="cpu")).reconstruction
+    after = data_fit(tiny_scan, refined, accelerator="cpu")
+    assert flat.excess > 3
+    assert after.excess < 1.5
+    assert after.misfit < 0.3 * flat.misfit
+
+
+def test_format_states_misfit_and_floor():
+    text = DataFit(0.26, 0.032).format()
+    assert "26.0 %" in text and "8.1×" in text and "3.2 %" in text
+
+
+def test_evaluate_and_refine_commands_report_the_fit(tiny_scan, tmp_path):
+    save_scan(tiny_scan, tmp_path / "scan.npz")
+    refined = run_cli("refine", "--data", str(tmp_path / "scan.npz"), "--steps", "12",
+                      "--output-dir", str(tmp_path / "flat"), "-q")
+    excess = float(re.search(r"refined object: data misfit [\d.]+ % .*?, ([\d.]+)×", refined.stdout).group(1))
+    assert excess < 1.6
+    evaluated = run_cli("evaluate", "--recon", str(tmp_path / "flat" / "reconstruction.npz"),
+                        "--truth", str(tmp_path / "scan.npz"))
+    assert "reconstruction: data misfit" in evaluated.stdout and f"{excess:.1f}×" in evaluated.stdout
