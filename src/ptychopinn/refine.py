@@ -305,13 +305,14 @@ class _RefinementProblem:
                 model_energy += float(torch.sum(predicted**2))
                 measured_energy += float(torch.sum(measured**2))
             scale = cross / model_energy if model_energy > 0 else 0.0
+            # a second pass, as the floor needs the rates at the best scale: holding every
+            # predicted pattern until the scale is known would cost a copy of the data
             noise, floor = AmplitudeNoise(), 0.0
             for batch in batches:
                 expected_counts = (scale * self.predicted(batch).double()) ** 2
                 floor += float(np.sum(noise.expected_square_residual(expected_counts.cpu().numpy())))
         residual = max(measured_energy - scale * cross, 0.0)  # Σ(sA − X)² at s = ΣAX / ΣA²
-        if measured_energy == 0:
-            return DataFit(0.0, 0.0)
+        # measured_energy > 0: the problem's probe scaling rejects patterns without counts
         return DataFit(math.sqrt(residual / measured_energy), math.sqrt(floor / measured_energy))
 
     def step(self, batch) -> float:

@@ -17,11 +17,13 @@ _TABLE_MAX = 1000.0  # above this λ the residual differs from 1/4 by less than 
 
 
 def _expected_square_residual(lam: float) -> float:
+    from scipy.special import gammaln
+
     if lam == 0.0:
         return 0.0
     spread = 12 * math.sqrt(lam) + 30
     ks = np.arange(max(0, int(lam - spread)), int(lam + spread) + 1, dtype=np.float64)
-    log_pmf = ks * math.log(lam) - lam - np.array([math.lgamma(k + 1) for k in ks])
+    log_pmf = ks * math.log(lam) - lam - gammaln(ks + 1)
     return float(np.sum(np.exp(log_pmf) * (np.sqrt(ks) - math.sqrt(lam)) ** 2))
 
 
