@@ -6,6 +6,7 @@ Measures in one run, on the current machine:
 - training groups/s (forward + loss + backward + Adam step, the work of one Trainer step)
   for gridsize 1 and 2 and n_filters_scale 1 and 2;
 - inference patterns/s of `reconstruct` (grouping, normalisation, model, streaming stitch);
+- both with the generator's convolutions in the default NHWC (channels-last) layout and in NCHW;
 - the physics-only floor: the forward model alone (extraction + probe + far field) on the same
   patterns, i.e. what no network-based method can beat.
 Writes benchmarks/results/train_infer_{cpu,gpu}.{json,md}.
@@ -47,10 +48,14 @@ def make_model(scan, gridsize: int, scale: int, device) -> TrainedModel:
     return draft
 
 
-def training_rate(model: TrainedModel, scan, steps: int, device) -> float:
+LAYOUTS = {"NHWC": torch.channels_last, "NCHW": torch.contiguous_format}
+
+
+def training_rate(model: TrainedModel, scan, steps: int, device, layout: str) -> float:
     settings = model.settings
     grouped = GroupedScan.build(scan, settings.data)
     network = model.torch_module(device).train()
+    network.generator.use_memory_format(LAYOUTS[layout])
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
     batch = settings.training.batch_size
     x = torch.from_numpy(grouped.diffraction(slice(0, batch))).to(device)
@@ -69,9 +74,14 @@ def training_rate(model: TrainedModel, scan, steps: int, device) -> float:
     return steps * batch / timed(lambda: run(steps))
 
 
-def inference_rate(model: TrainedModel, scan, accelerator: str) -> float:
-    reconstruct(model, scan, accelerator=accelerator)  # warm-up
-    return scan.n_patterns / timed(lambda: reconstruct(model, scan, accelerator=accelerator), repeats=2)
+def inference_rate(model: TrainedModel, scan, accelerator: str, layout: str) -> float:
+    from unittest import mock
+
+    from ptychopinn.torch_backend.model import Generator
+
+    with mock.patch.object(Generator, "default_memory_format", LAYOUTS[layout]):
+        reconstruct(model, scan, accelerator=accelerator)  # warm-up
+        return scan.n_patterns / timed(lambda: reconstruct(model, scan, accelerator=accelerator), repeats=2)
 
 
 def physics_floor_rate(scan, device) -> float:
@@ -108,20 +118,21 @@ def main() -> None:
     for gridsize in (1, 2):
         for scale in (1, 2):
             model = make_model(scan, gridsize, scale, device)
-            rows.append({
-                "gridsize": gridsize, "n_filters_scale": scale,
-                "train_groups_per_s": training_rate(model, scan, args.steps, device),
-                "infer_patterns_per_s": inference_rate(model, scan, args.accelerator),
-            })
+            for layout in LAYOUTS:
+                rows.append({
+                    "gridsize": gridsize, "n_filters_scale": scale, "layout": layout,
+                    "train_groups_per_s": training_rate(model, scan, args.steps, device, layout),
+                    "infer_patterns_per_s": inference_rate(model, scan, args.accelerator, layout),
+                })
     payload = {"device": str(device), "patterns": scan.n_patterns, "patch_size": args.n,
                "physics_floor_patterns_per_s": floor, "rows": rows,
                "command": "python benchmarks/train_infer.py " + " ".join(sys.argv[1:])}
     lines = [f"# train/infer speed ({device}, {scan.n_patterns} patterns of {args.n}²)", "",
              f"physics-only floor: {floor:,.0f} patterns/s", "",
-             "| gridsize | n_filters_scale | train groups/s | infer patterns/s | floor / infer |",
-             "|---|---|---|---|---|"]
+             "| gridsize | n_filters_scale | layout | train groups/s | infer patterns/s | floor / infer |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['gridsize']} | {r['n_filters_scale']} | {r['train_groups_per_s']:.1f} | "
+        lines.append(f"| {r['gridsize']} | {r['n_filters_scale']} | {r['layout']} | {r['train_groups_per_s']:.1f} | "
                      f"{r['infer_patterns_per_s']:.1f} | {floor / r['infer_patterns_per_s']:.1f}× |")
     json_path, md_path = write_results("train_infer", payload, "\n".join(lines))
     print_json(payload)

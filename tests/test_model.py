@@ -125,27 +125,36 @@ def test_probe_mask_blocks_the_border(backend):
     assert mask is not None and mask[16, 16] == 1 and mask[0, 0] == 0
 
 
-@pytest.mark.parametrize("encoding", list(GroupEncoding))
-def test_a_pattern_shared_by_groups_is_evaluated_once_with_the_same_result(encoding):
-    """Inference passes the batch's member indices (torch backend): per-pattern encoding then
-    runs the generator once per distinct pattern, and every output is unchanged."""
+def test_inference_evaluates_each_pattern_once_across_batches_with_the_same_result():
+    """Per-pattern encoding: a pattern shared by groups of one batch, or of consecutive batches,
+    goes through the generator once (ScanPatchCache), and every output is unchanged."""
     import torch
 
     from backend_adapters import TorchBackend
-    from ptychopinn.torch_backend.model import unique_members
+    from ptychopinn.torch_backend.model import ScanPatchCache
 
-    module = TorchBackend().build(32, 2, group_encoding=encoding).module
-    patterns, _ = inputs(6, 1, 32, seed=5)
-    members = np.array([[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5], [0, 1, 2, 3]])
-    x = torch.from_numpy(patterns[members, 0])
-    offsets = torch.from_numpy(inputs(4, 4, 32, seed=6)[1])
+    module = TorchBackend().build(32, 2).module
+    patterns, _ = inputs(7, 1, 32, seed=5)
+    batches = [np.array([[0, 1, 2, 3], [1, 2, 3, 4]]), np.array([[2, 3, 4, 5], [3, 4, 5, 6]])]
+    offsets = torch.from_numpy(inputs(2, 4, 32, seed=6)[1])
     evaluated = []
-    module.generator.register_forward_hook(lambda _m, args, _o: evaluated.append(args[0].shape[:2]))
-    with torch.no_grad():
-        plain = module(x, offsets)
-        shared = module(x, offsets, unique_members(members))
-    per_pattern = encoding is GroupEncoding.per_pattern
-    assert evaluated == [(4, 4), (6, 1) if per_pattern else (4, 4)]
-    for name in ("amplitude", "object_patches", "group_object", "raw_patches", "canvas"):
-        np.testing.assert_allclose(getattr(shared, name).numpy(), getattr(plain, name).numpy(),
-                                   rtol=1e-5, atol=1e-6)
+    module.generator.register_forward_hook(lambda _m, args, _o: evaluated.append(int(args[0].shape[0])))
+    cache = ScanPatchCache(module)
+    for members in batches:
+        x = torch.from_numpy(patterns[members, 0])
+        with torch.no_grad():
+            plain = module(x, offsets)
+            reused = module(x, offsets, cache(x, members))
+        for name in ("amplitude", "object_patches", "group_object", "raw_patches", "canvas"):
+            np.testing.assert_allclose(getattr(reused, name).numpy(), getattr(plain, name).numpy(),
+                                       rtol=1e-5, atol=1e-6)
+    # plain passes see 2 groups × 4 members; the cache evaluates 5 new patterns, then 2 (5 and 6)
+    assert evaluated == [2, 5, 2, 2]
+
+
+def test_patch_reuse_refuses_joint_encoding():
+    from backend_adapters import TorchBackend
+    from ptychopinn.torch_backend.model import ScanPatchCache
+
+    with pytest.raises(ValueError, match="per-pattern"):
+        ScanPatchCache(TorchBackend().build(32, 2, group_encoding=GroupEncoding.joint).module)

@@ -110,4 +110,5 @@ def load_model(path: str | Path) -> TrainedModel:
 
 def torch_weights(module) -> dict[str, np.ndarray]:
     """Canonical weights of a torch module (its ``state_dict`` is the canonical form)."""
-    return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in module.state_dict().items()}
+    return {k: np.ascontiguousarray(v.detach().cpu().numpy(), dtype=np.float32)
+            for k, v in module.state_dict().items()}

@@ -296,8 +296,8 @@ def reconstruct(
 
 def batch_runner(model: TrainedModel, backend: Backend, accelerator: str):
     """A function (x, offsets[, members]) NumPy → (inputs, output, group_object NumPy) for one
-    backend; ``members`` (B, C) scan indices let the torch backend evaluate each distinct pattern
-    of the batch once."""
+    backend and one scan; ``members`` (B, C) scan indices let the torch backend evaluate each
+    pattern once across consecutive batches (:class:`ScanPatchCache`)."""
     if backend is Backend.tensorflow:
         from ptychopinn.tf_backend.inference import Predictor
 
@@ -312,16 +312,17 @@ def batch_runner(model: TrainedModel, backend: Backend, accelerator: str):
     import torch
 
     from ptychopinn.torch_backend.device import resolve_device
-    from ptychopinn.torch_backend.model import unique_members
+    from ptychopinn.torch_backend.model import ScanPatchCache
 
     device = resolve_device(accelerator)
     network = model.torch_module(device)
+    cache = ScanPatchCache(network) if network.arch.per_pattern else None
 
     def run_torch(x: np.ndarray, offsets: np.ndarray, members: np.ndarray | None = None):
         with torch.inference_mode():
             inputs = (torch.from_numpy(x).to(device), torch.from_numpy(offsets).to(device))
-            shared = None if members is None else tuple(t.to(device) for t in unique_members(members))
-            output = network(*inputs, shared)
+            raw = None if members is None or cache is None else cache(inputs[0], members)
+            output = network(*inputs, raw)
             return inputs, output, output.group_object.cpu().numpy()
 
     return run_torch
