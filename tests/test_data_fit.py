@@ -3,6 +3,7 @@ Poisson noise alone leaves."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -76,3 +77,6 @@ def test_evaluate_and_refine_commands_report_the_fit(tiny_scan, tmp_path):
     evaluated = run_cli("evaluate", "--recon", str(tmp_path / "flat" / "reconstruction.npz"),
                         "--truth", str(tmp_path / "scan.npz"))
     assert "reconstruction: data misfit" in evaluated.stdout and f"{excess:.1f}×" in evaluated.stdout
+    metrics = json.loads((tmp_path / "flat" / "metrics.json").read_text())  # evaluate's, next to --recon
+    assert f"{metrics['data_misfit_excess']:.1f}" == f"{excess:.1f}"
+    assert metrics["data_misfit"] == pytest.approx(metrics["data_misfit_excess"] * metrics["data_misfit_noise_floor"])

@@ -126,3 +126,23 @@ def test_refine_cli_from_flat_and_from_a_reconstruction(tiny_scan, tmp_path):
     again = Reconstruction.load(tmp_path / "again" / "reconstruction.npz")
     # a small step polishes a converged object without scrambling it
     assert evaluate(again, tiny_scan)["phase_ssim"] >= evaluate(first, tiny_scan)["phase_ssim"] - 0.03
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("passes", -1, "passes must be 0 or more"),
+    ("flat_check_passes", -2, "flat_check_passes must be 0 or more"),
+    ("batch_size", 0, "batch size must be at least 1"),
+    ("learning_rate", 0.0, "step sizes must be positive"),
+    ("final_lr_fraction", 0.0, "final_lr_fraction"),
+])
+def test_impossible_refine_options_are_refused(option, value, message):
+    with pytest.raises(ValueError, match=message):
+        RefineOptions(**{option: value})
+
+
+def test_cli_refuses_a_negative_flat_check_clearly(tiny_scan, tmp_path):
+    save_scan(tiny_scan, tmp_path / "scan.npz")
+    result = run_cli("refine", "--data", str(tmp_path / "scan.npz"), "--flat-check", "-1",
+                     "--output-dir", str(tmp_path / "r"), check=False)
+    assert result.returncode == 2 and "flat_check_passes must be 0 or more" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "r" / "reconstruction.npz").exists()

@@ -284,8 +284,9 @@ def _reconstruct_and_report(model, data: Path, output_dir: Path, args: argparse.
     if scan.object is not None:
         from ptychopinn.evaluation import evaluate_and_plot
 
-        others = {"network": network_result} if result is not network_result else None
-        metrics = evaluate_and_plot(result, scan, output_dir, others=others)
+        refined = result is not network_result
+        metrics = evaluate_and_plot(result, scan, output_dir, others={"network": network_result} if refined else None,
+                                    fit=None if refined else fit)
         print(_headline(metrics))
     return result
 
@@ -310,21 +311,17 @@ def _add_evaluate(commands) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ptychopinn.data import load_scan
+    from ptychopinn.evaluation import evaluate_and_plot
     from ptychopinn.reconstruction import Reconstruction
+    from ptychopinn.refine import data_fit
 
     output_dir = args.output_dir or args.recon.parent
     reconstruction, scan = Reconstruction.load(args.recon), load_scan(args.truth)
-    metrics = _evaluate_and_write(reconstruction, scan, output_dir)
-    print(_headline(metrics))
-    report_data_fit(scan, reconstruction, "reconstruction", args)
+    fit = data_fit(scan, reconstruction, getattr(args, "accelerator", None) or "auto")
+    print(_headline(evaluate_and_plot(reconstruction, scan, output_dir, fit=fit)))
+    print(f"reconstruction: {fit.format()}")
     print(f"metrics: {output_dir / 'metrics.json'}; figure: {output_dir / 'comparison.png'}")
     return 0
-
-
-def _evaluate_and_write(reconstruction, scan, output_dir: Path) -> dict:
-    from ptychopinn.evaluation import evaluate_and_plot
-
-    return evaluate_and_plot(reconstruction, scan, output_dir)
 
 
 def _headline(metrics: dict) -> str:

@@ -57,7 +57,7 @@ def run_demo(
     from ptychopinn.evaluation import evaluate_and_plot
     from ptychopinn.physics.simulate import simulate
     from ptychopinn.plots import plot_reconstruction_channel, plot_scan_overview
-    from ptychopinn.refine import RefineOptions, data_fit, refine
+    from ptychopinn.refine import RefineOptions, refine
     from ptychopinn.workflow import reconstruct, train_with_summary
 
     output_dir = Path(output_dir)
@@ -103,9 +103,6 @@ def run_demo(
         f"flat start + {DEMO_REFINE_PASSES} passes (iterative)": evaluate_and_plot(
             baseline.reconstruction, scan, output_dir / "baseline"),
     }
-    for metric, reconstruction in zip(metrics.values(), (result, polished.reconstruction,
-                                                         baseline.reconstruction), strict=True):
-        metric["data_misfit_excess"] = data_fit(scan, reconstruction).excess
     seconds["evaluate"] = time.perf_counter() - clock
     files = {
         "scan": scan_path,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ptychopinn._atomic import write_json_atomic
 from ptychopinn.data.scan import Scan
 from ptychopinn.reconstruction import Reconstruction
+
+if TYPE_CHECKING:
+    from ptychopinn.refine import DataFit
 
 DEFAULT_CROP = 20
 
@@ -66,18 +69,22 @@ def evaluate_and_plot(
     crop: int = DEFAULT_CROP,
     others: dict[str, Reconstruction] | None = None,
     label: str = "reconstruction",
+    fit: DataFit | None = None,
 ) -> dict[str, Any]:
     """Metrics to ``metrics.json`` and the side-by-side ``comparison.png`` in ``output_dir``.
 
     ``others`` adds more labelled reconstructions to the figure (e.g. network vs refined); the
-    metrics and the difference maps are those of ``reconstruction``.
+    metrics and the difference maps are those of ``reconstruction``. The metrics include its
+    data fit (``fit`` when the caller has it already), which needs no reference.
     """
     from ptychopinn.metrics import compare_images
     from ptychopinn.plots import plot_comparison
+    from ptychopinn.refine import data_fit
 
     output_dir = Path(output_dir)
     aligned, reference, info = align_to_truth(reconstruction, scan, crop)
-    metrics = {**compare_images(aligned, reference), **info}
+    fit = fit or data_fit(scan, reconstruction)
+    metrics = {**compare_images(aligned, reference), **info, **fit.as_metrics()}
     panels = {"reference": reference}
     for other_label, other in (others or {}).items():
         panels[other_label] = align_to_truth(other, scan, crop)[0]

@@ -55,6 +55,20 @@ class RefineOptions:
     # diffraction, and patches that mix the two set refinement back (README, quality).
     flat_check_passes: int = 2
 
+    def __post_init__(self) -> None:
+        counts = {"passes": self.passes, "flat_check_passes": self.flat_check_passes,
+                  "probe_start_pass": self.probe_start_pass, "margin": self.margin}
+        for name, value in counts.items():
+            if value < 0:
+                raise ValueError(f"refinement {name} must be 0 or more, got {value}")
+        if self.batch_size < 1:
+            raise ValueError(f"refinement batch size must be at least 1, got {self.batch_size}")
+        if not (self.learning_rate > 0 and self.probe_learning_rate > 0):
+            raise ValueError("refinement step sizes must be positive, got "
+                             f"{self.learning_rate} (object) and {self.probe_learning_rate} (probe)")
+        if not 0 < self.final_lr_fraction <= 1:
+            raise ValueError(f"final_lr_fraction must be in (0, 1], got {self.final_lr_fraction}")
+
 
 @dataclass
 class RefinementResult:
@@ -83,6 +97,10 @@ class DataFit:
     def excess(self) -> float:
         """Misfit in units of the noise floor: about 1 for an object that explains the data."""
         return self.misfit / self.noise_floor if self.noise_floor > 0 else math.inf
+
+    def as_metrics(self) -> dict[str, float]:
+        return {"data_misfit": self.misfit, "data_misfit_noise_floor": self.noise_floor,
+                "data_misfit_excess": self.excess}
 
     def format(self) -> str:
         return (f"data misfit {100 * self.misfit:.1f} % of the measured amplitudes, "
