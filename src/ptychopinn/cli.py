@@ -280,13 +280,13 @@ def _reconstruct_and_report(model, data: Path, output_dir: Path, args: argparse.
               f"--output-dir {output_dir / 'refined'}  (or infer with --refine-steps 20)")
     if getattr(args, "refine_steps", 0):
         result.save(output_dir / "network_reconstruction.npz")
-        result = run_refinement(scan, result, output_dir, args).reconstruction
+        refinement, fit = run_refinement(scan, result, output_dir, args)
+        result = refinement.reconstruction
     if scan.object is not None:
         from ptychopinn.evaluation import evaluate_and_plot
 
-        refined = result is not network_result
-        metrics = evaluate_and_plot(result, scan, output_dir, others={"network": network_result} if refined else None,
-                                    fit=None if refined else fit)
+        others = {"network": network_result} if result is not network_result else None
+        metrics = evaluate_and_plot(result, scan, output_dir, others=others, fit=fit)  # fit: of ``result``
         print(_headline(metrics))
     return result
 

@@ -59,7 +59,8 @@ def maybe_finetune(model, scan, output_dir: Path, args: argparse.Namespace):
 
 
 def run_refinement(scan, init, output_dir: Path, args: argparse.Namespace):
-    """Refine ``init`` (a Reconstruction or None for flat), write it and its loss curve."""
+    """Refine ``init`` (a Reconstruction or None for flat), write it and its loss curve; returns
+    the refinement and the refined object's data fit (printed)."""
     from ptychopinn.plots import plot_reconstruction_channel
     from ptychopinn.refine import plot_refinement, refine
 
@@ -76,8 +77,7 @@ def run_refinement(scan, init, output_dir: Path, args: argparse.Namespace):
         checked = len(result.flat_check_loss)
         print(f"start check: after {checked} passes the {result.start} start fitted the data better "
               f"(flat start's loss {result.flat_check_loss[-1]:.4g}); the result is refined from it")
-    report_data_fit(scan, result.reconstruction, "refined object", args)
-    return result
+    return result, report_data_fit(scan, result.reconstruction, "refined object", args)
 
 
 # Misfit, in units of the Poisson floor, above which an object visibly fails to explain the data:
@@ -123,10 +123,10 @@ def _cmd_refine(args: argparse.Namespace) -> int:
 
     scan = load_scan(args.data, intensity=args.intensity)
     init = None if args.init == "flat" else Reconstruction.load(args.init)
-    result = run_refinement(scan, init, args.output_dir, args)
+    result, fit = run_refinement(scan, init, args.output_dir, args)
     if scan.object is not None:
         others = {"initial": init} if init is not None else None
-        metrics = evaluate_and_plot(result.reconstruction, scan, args.output_dir, others=others)
+        metrics = evaluate_and_plot(result.reconstruction, scan, args.output_dir, others=others, fit=fit)
         print(f"phase SSIM {metrics['phase_ssim']:.3f}, amplitude SSIM {metrics['amplitude_ssim']:.3f}, "
               f"phase PSNR {metrics['phase_psnr']:.1f} dB")
     return 0

@@ -83,7 +83,7 @@ def evaluate_and_plot(
 
     output_dir = Path(output_dir)
     aligned, reference, info = align_to_truth(reconstruction, scan, crop)
-    fit = fit or data_fit(scan, reconstruction)
+    fit = data_fit(scan, reconstruction) if fit is None else fit
     metrics = {**compare_images(aligned, reference), **info, **fit.as_metrics()}
     panels = {"reference": reference}
     for other_label, other in (others or {}).items():

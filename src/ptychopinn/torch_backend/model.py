@@ -101,8 +101,8 @@ def _pi_tanh(x: torch.Tensor) -> torch.Tensor:
 class Generator(nn.Module):
     """Per-pattern input features (B, C, F, N, N) → complex object patches (B, C', N, N)."""
 
-    # NHWC convolutions: about 1.7x faster forward and backward on CPU (oneDNN) than NCHW
-    # (benchmarks/train_infer.py); the weights' values and shapes are the same in either layout
+    # NHWC convolutions: training 1.2-1.8x and inference 1.4-1.9x faster on CPU (oneDNN) than
+    # NCHW (benchmarks/train_infer.py); the weights' values and shapes are the same in either layout
     default_memory_format = torch.channels_last
 
     def __init__(self, arch: Architecture):
