@@ -197,24 +197,22 @@ def fit_points(cases: list[dict]) -> list[tuple[float, float]]:
 
 def plot_fit_vs_quality(points: list[tuple[float, float]], path: Path) -> float:
     """Scatter of phase SSIM against the reference-free data misfit; returns Spearman's ρ."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from scipy.stats import spearmanr
+
+    from ptychopinn._atomic import save_figure_atomic
+    from ptychopinn.plots import new_figure
 
     excess, ssim = (list(v) for v in zip(*points, strict=True))
     rho = float(spearmanr(excess, ssim)[0])
-    figure, axis = plt.subplots(figsize=(6, 4.5))
+    figure = new_figure(6, 4.5)
+    axis = figure.subplots()
     axis.scatter(excess, ssim, s=8, alpha=0.5)
     axis.set_xscale("log")
     axis.set(xlabel="data misfit ÷ Poisson noise floor (no reference needed)",
              ylabel="phase SSIM against the truth", title=f"every benchmark reconstruction (Spearman ρ = {rho:.2f})")
     axis.grid(alpha=0.3)
-    figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    save_figure_atomic(figure, path, dpi=120)
     return rho
 
 

@@ -146,8 +146,8 @@ def test_batch_observers_run_on_rank_zero_only(trained, tiny_scan):
     module.log = lambda *a, **k: None
     with torch.no_grad():
         module.training_step(batch, 0)  # outside a Trainer: its own rank 0
-        for index, rank_zero in ((1, False), (2, True)):
-            module._trainer = SimpleNamespace(is_global_zero=rank_zero)
+        for index, rank in ((1, 1), (2, 0)):
+            module._trainer = SimpleNamespace(global_rank=rank)  # what Lightning's global_rank reads
             module.training_step(batch, index)
     assert calls == [0, 2]
 
@@ -204,3 +204,12 @@ def test_training_warns_when_the_probe_is_its_own_twin(caplog):
         assert warn_if_twin_symmetric(make_probe(32, "disk"))
         assert not warn_if_twin_symmetric(make_probe(32, "defocused"))
     assert len(caplog.records) == 1 and "cannot tell them apart" in caplog.text
+
+
+def test_finetuning_warns_when_the_new_scans_probe_is_its_own_twin(trained, tiny_scan, tmp_path, caplog):
+    from ptychopinn.workflow import finetune
+
+    with caplog.at_level("WARNING", logger="ptychopinn.workflow"):
+        tuned = finetune(trained.model, tiny_scan, 1, tmp_path)
+    assert "cannot tell them apart" in caplog.text
+    assert any(not np.array_equal(tuned.weights[k], trained.model.weights[k]) for k in tuned.weights)

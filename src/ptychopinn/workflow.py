@@ -234,6 +234,7 @@ def finetune(
 
     scan = _as_scan(scan, model.settings.data.intensity)
     _check_compatible(model, scan)
+    warn_if_twin_symmetric(scan.probe)  # training on the scan faces the same ambiguity
     settings = model.settings.model_copy(deep=True)
     settings.training.epochs = epochs
     output_dir = Path(output_dir)

@@ -40,7 +40,7 @@ class PINNModule(pl.LightningModule):
     def _is_global_zero(self) -> bool:
         """Observers write files: under multi-device training only rank 0 calls them (the others
         would race it for the same paths). Outside a Trainer the module is its own rank 0."""
-        return self._trainer is None or self._trainer.is_global_zero
+        return self.global_rank == 0
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, batch_idx, "train")

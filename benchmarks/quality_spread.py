@@ -1,0 +1,143 @@
+"""Run-to-run spread of the network start's advantage: the core of benchmarks/quality.py, over seeds.
+
+    python benchmarks/quality_spread.py [--seeds 0 1 2] [--objects grf lines image star]
+                                        [--probes disk defocused] [--epochs 8] [--passes 30]
+
+One seed of quality.py cannot say whether a network start that saves one or two refinement passes
+over a flat start does so by chance: eight epochs of float32 training are chaotic, and a change
+as small as the convolutions' summation order moved that comparison on several cases. Here every
+seed draws a new scan (object texture, scan jitter, Poisson noise) and trains with a new seed;
+per case and seed it records the gridsize-2 network's phase SSIM and the refinement passes to
+phase SSIM 0.9 from it and from a flat object, and counts wins, ties and losses. The gridsize-1,
+predecessor-style and start-checked runs of quality.py are left out to keep the run short.
+Writes benchmarks/results/quality_spread_*.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import print_json, write_results  # noqa: E402
+from quality import network_run, passes_to, scores  # noqa: E402
+
+from ptychopinn.model_store import load_model  # noqa: E402
+from ptychopinn.physics.simulate import simulate  # noqa: E402
+from ptychopinn.refine import RefineOptions, refine  # noqa: E402
+from ptychopinn.workflow import reconstruct  # noqa: E402
+
+
+def pass_curve(scan, init, passes: int, flat_check: int = 0) -> tuple[list[dict], str]:
+    """Phase SSIM after every pass (a given start is pass 0) and the start refined on; with
+    ``flat_check`` K the flat rival's K passes count as work, as in quality.py."""
+    curve = [] if init is None else [{"work": 0, **scores(init, scan)}]
+    options = RefineOptions(passes=passes, flat_check_passes=flat_check)
+    result = refine(scan, init, options, on_pass=lambda index, reconstruction: curve.append(
+        {"work": index + 1 + min(index + 1, flat_check), **scores(reconstruction, scan)}))
+    return curve, result.start
+
+
+def trained_network(scan, workdir: Path, seed: int, args):
+    """(reconstruction, training seconds or None, inference seconds); with ``--reuse`` a model a
+    previous run left in ``workdir`` is loaded instead of trained again."""
+    if args.reuse and (workdir / "model.pinn").exists():
+        start = time.perf_counter()
+        network = reconstruct(load_model(workdir / "model.pinn"), scan)
+        return network, None, time.perf_counter() - start
+    return network_run(scan, workdir, 2, args.epochs, {"training": {"seed": seed}, "data": {"seed": seed}})
+
+
+def run_case(obj: str, probe: str, seed: int, args) -> dict:
+    scan = simulate(obj, size=args.size, n=64, step=args.step, photons=1e6, probe=probe, seed=seed)
+    network, train_s, infer_s = trained_network(scan, args.workdir / f"seed{seed}" / f"{obj}_{probe}", seed, args)
+    (from_network, _), (from_flat, _) = pass_curve(scan, network, args.passes), pass_curve(scan, None, args.passes)
+    checked, kept = pass_curve(scan, network, args.passes, RefineOptions.flat_check_passes)
+    return {"object": obj, "probe": probe, "seed": seed, "network_phase_ssim": from_network[0]["phase_ssim"],
+            "passes_network": passes_to(from_network), "passes_flat": passes_to(from_flat),
+            "passes_checked": passes_to(checked), "checked_start": kept,
+            "final_network": from_network[-1]["phase_ssim"], "final_flat": from_flat[-1]["phase_ssim"],
+            "final_checked": checked[-1]["phase_ssim"],
+            "train_s": None if train_s is None else round(train_s, 1), "infer_s": round(infer_s, 2)}
+
+
+OUTCOMES = ("win", "tie", "loss")
+
+
+def outcome(run: dict, start: str = "network") -> str:
+    """'win', 'tie' or 'loss' of a network start ("network", or "checked": with the start check)
+    against the flat start, by passes of work to phase SSIM 0.9."""
+    never = float("inf")
+    given = never if run[f"passes_{start}"] is None else run[f"passes_{start}"]
+    flat = never if run["passes_flat"] is None else run["passes_flat"]
+    return "win" if given < flat else "tie" if given == flat else "loss"
+
+
+def counts(runs: list[dict], start: str) -> dict[str, int]:
+    outcomes = [outcome(r, start) for r in runs]
+    return {k: outcomes.count(k) for k in OUTCOMES}
+
+
+def tally(runs: list[dict], start: str) -> str:
+    return " / ".join(map(str, counts(runs, start).values()))
+
+
+def _passes(value) -> str:
+    return "–" if value is None else str(value)
+
+
+def table(runs: list[dict], seeds: list[int]) -> str:
+    header = ("| object | probe | "
+              + " | ".join(f"seed {s}: net g2, passes to 0.9 (net / checked / flat)" for s in seeds)
+              + " | net g2 mean (min–max) | wins / ties / losses: net start | with start check |")
+    lines = [header, "|" + "---|" * (len(seeds) + 5)]
+    for obj, probe in dict.fromkeys((r["object"], r["probe"]) for r in runs):
+        mine = {r["seed"]: r for r in runs if (r["object"], r["probe"]) == (obj, probe)}
+        cells = [f"{mine[s]['network_phase_ssim']:.3f}, " + " / ".join(
+                 _passes(mine[s][f"passes_{k}"]) for k in ("network", "checked", "flat")) if s in mine else ""
+                 for s in seeds]
+        ssim = [r["network_phase_ssim"] for r in mine.values()]
+        lines.append(f"| {obj} | {probe} | " + " | ".join(cells)
+                     + f" | {statistics.mean(ssim):.3f} ({min(ssim):.3f}–{max(ssim):.3f}) | "
+                     + f"{tally(list(mine.values()), 'network')} | {tally(list(mine.values()), 'checked')} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--objects", nargs="+", default=["grf", "lines", "image", "star"])
+    parser.add_argument("--probes", nargs="+", default=["disk", "defocused"])
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--passes", type=int, default=30)
+    parser.add_argument("--size", type=int, default=160)
+    parser.add_argument("--step", type=float, default=5.0)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/ptychopinn_quality_spread"))
+    parser.add_argument("--reuse", action="store_true",
+                        help="load the networks a previous run trained in --workdir instead of training again")
+    args = parser.parse_args()
+    runs = []
+    for seed in args.seeds:
+        for obj in args.objects:
+            for probe in args.probes:
+                runs.append(run_case(obj, probe, seed, args))
+                print(runs[-1], flush=True)
+    summary = {start: counts(runs, start) for start in ("network", "checked")}
+    payload = {"epochs": args.epochs, "passes": args.passes, "seeds": args.seeds, "outcomes": summary,
+               "runs": runs, "command": "python benchmarks/quality_spread.py " + " ".join(sys.argv[1:])}
+    header = (f"# network start against flat start over seeds ({args.epochs} training epochs, "
+              f"{args.passes} refinement passes; passes of work to phase SSIM 0.9)\n\n")
+    footer = (f"\n\nall cases and seeds, wins / ties / losses against the flat start: network start "
+              f"{tally(runs, 'network')}, with the start check {tally(runs, 'checked')}")
+    json_path, md_path = write_results("quality_spread", payload, header + table(runs, args.seeds) + footer)
+    print_json({k: v for k, v in payload.items() if k != "runs"})
+    print(table(runs, args.seeds) + footer)
+    print(f"results: {json_path}, {md_path}")
+
+
+if __name__ == "__main__":
+    main()
