@@ -216,14 +216,19 @@ def plot_fit_vs_quality(points: list[tuple[float, float]], path: Path) -> float:
     return rho
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_case_arguments(parser: argparse.ArgumentParser) -> None:
+    """The benchmark cases and budgets (shared with quality_spread.py)."""
     parser.add_argument("--objects", nargs="+", default=["grf", "lines", "image", "star"])
     parser.add_argument("--probes", nargs="+", default=["disk", "defocused"])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--passes", type=int, default=30)
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--step", type=float, default=5.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_case_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ptychopinn_quality"))
     args = parser.parse_args()

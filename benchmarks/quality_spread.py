@@ -1,15 +1,16 @@
 """Run-to-run spread of the network start's advantage: the core of benchmarks/quality.py, over seeds.
 
     python benchmarks/quality_spread.py [--seeds 0 1 2] [--objects grf lines image star]
-                                        [--probes disk defocused] [--epochs 8] [--passes 30]
+                                        [--probes disk defocused] [--epochs 8] [--passes 30] [--reuse]
 
 One seed of quality.py cannot say whether a network start that saves one or two refinement passes
 over a flat start does so by chance: eight epochs of float32 training are chaotic, and a change
 as small as the convolutions' summation order moved that comparison on several cases. Here every
 seed draws a new scan (object texture, scan jitter, Poisson noise) and trains with a new seed;
 per case and seed it records the gridsize-2 network's phase SSIM and the refinement passes to
-phase SSIM 0.9 from it and from a flat object, and counts wins, ties and losses. The gridsize-1,
-predecessor-style and start-checked runs of quality.py are left out to keep the run short.
+phase SSIM 0.9 from it (with and without the default start check, whose flat rival's passes count
+as work) and from a flat object, and counts wins, ties and losses. The gridsize-1 and
+predecessor-style networks of quality.py are left out to keep the run short.
 Writes benchmarks/results/quality_spread_*.{json,md}.
 """
 
@@ -24,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import print_json, write_results  # noqa: E402
-from quality import network_run, passes_to, scores  # noqa: E402
+from quality import add_case_arguments, network_run, passes_to, scores  # noqa: E402
 
 from ptychopinn.model_store import load_model  # noqa: E402
 from ptychopinn.physics.simulate import simulate  # noqa: E402
@@ -109,13 +110,8 @@ def table(runs: list[dict], seeds: list[int]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_case_arguments(parser)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--objects", nargs="+", default=["grf", "lines", "image", "star"])
-    parser.add_argument("--probes", nargs="+", default=["disk", "defocused"])
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--passes", type=int, default=30)
-    parser.add_argument("--size", type=int, default=160)
-    parser.add_argument("--step", type=float, default=5.0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ptychopinn_quality_spread"))
     parser.add_argument("--reuse", action="store_true",
                         help="load the networks a previous run trained in --workdir instead of training again")
