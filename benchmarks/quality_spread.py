@@ -25,22 +25,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import print_json, write_results  # noqa: E402
-from quality import add_case_arguments, network_run, passes_to, scores  # noqa: E402
+from quality import add_case_arguments, network_run, or_dash, passes_to, scored_refinement  # noqa: E402
 
 from ptychopinn.model_store import load_model  # noqa: E402
 from ptychopinn.physics.simulate import simulate  # noqa: E402
-from ptychopinn.refine import RefineOptions, refine  # noqa: E402
+from ptychopinn.refine import RefineOptions  # noqa: E402
 from ptychopinn.workflow import reconstruct  # noqa: E402
-
-
-def pass_curve(scan, init, passes: int, flat_check: int = 0) -> tuple[list[dict], str]:
-    """Phase SSIM after every pass (a given start is pass 0) and the start refined on; with
-    ``flat_check`` K the flat rival's K passes count as work, as in quality.py."""
-    curve = [] if init is None else [{"work": 0, **scores(init, scan)}]
-    options = RefineOptions(passes=passes, flat_check_passes=flat_check)
-    result = refine(scan, init, options, on_pass=lambda index, reconstruction: curve.append(
-        {"work": index + 1 + min(index + 1, flat_check), **scores(reconstruction, scan)}))
-    return curve, result.start
 
 
 def trained_network(scan, workdir: Path, seed: int, args):
@@ -56,11 +46,12 @@ def trained_network(scan, workdir: Path, seed: int, args):
 def run_case(obj: str, probe: str, seed: int, args) -> dict:
     scan = simulate(obj, size=args.size, n=64, step=args.step, photons=1e6, probe=probe, seed=seed)
     network, train_s, infer_s = trained_network(scan, args.workdir / f"seed{seed}" / f"{obj}_{probe}", seed, args)
-    (from_network, _), (from_flat, _) = pass_curve(scan, network, args.passes), pass_curve(scan, None, args.passes)
-    checked, kept = pass_curve(scan, network, args.passes, RefineOptions.flat_check_passes)
+    _, from_network = scored_refinement(scan, network, args.passes)
+    _, from_flat = scored_refinement(scan, None, args.passes)
+    checked_run, checked = scored_refinement(scan, network, args.passes, RefineOptions.flat_check_passes)
     return {"object": obj, "probe": probe, "seed": seed, "network_phase_ssim": from_network[0]["phase_ssim"],
             "passes_network": passes_to(from_network), "passes_flat": passes_to(from_flat),
-            "passes_checked": passes_to(checked), "checked_start": kept,
+            "passes_checked": passes_to(checked), "checked_start": checked_run.start,
             "final_network": from_network[-1]["phase_ssim"], "final_flat": from_flat[-1]["phase_ssim"],
             "final_checked": checked[-1]["phase_ssim"],
             "train_s": None if train_s is None else round(train_s, 1), "infer_s": round(infer_s, 2)}
@@ -69,7 +60,7 @@ def run_case(obj: str, probe: str, seed: int, args) -> dict:
 OUTCOMES = ("win", "tie", "loss")
 
 
-def outcome(run: dict, start: str = "network") -> str:
+def outcome(run: dict, start: str) -> str:
     """'win', 'tie' or 'loss' of a network start ("network", or "checked": with the start check)
     against the flat start, by passes of work to phase SSIM 0.9."""
     never = float("inf")
@@ -87,10 +78,6 @@ def tally(runs: list[dict], start: str) -> str:
     return " / ".join(map(str, counts(runs, start).values()))
 
 
-def _passes(value) -> str:
-    return "–" if value is None else str(value)
-
-
 def table(runs: list[dict], seeds: list[int]) -> str:
     header = ("| object | probe | "
               + " | ".join(f"seed {s}: net g2, passes to 0.9 (net / checked / flat)" for s in seeds)
@@ -99,7 +86,7 @@ def table(runs: list[dict], seeds: list[int]) -> str:
     for obj, probe in dict.fromkeys((r["object"], r["probe"]) for r in runs):
         mine = {r["seed"]: r for r in runs if (r["object"], r["probe"]) == (obj, probe)}
         cells = [f"{mine[s]['network_phase_ssim']:.3f}, " + " / ".join(
-                 _passes(mine[s][f"passes_{k}"]) for k in ("network", "checked", "flat")) if s in mine else ""
+                 or_dash(mine[s][f"passes_{k}"]) for k in ("network", "checked", "flat")) if s in mine else ""
                  for s in seeds]
         ssim = [r["network_phase_ssim"] for r in mine.values()]
         lines.append(f"| {obj} | {probe} | " + " | ".join(cells)
