@@ -50,3 +50,21 @@ def timed(function, repeats: int = 1) -> float:
 
 def print_json(payload: dict) -> None:
     print(json.dumps(payload, indent=2))
+
+
+def add_optimizer_argument(parser) -> None:
+    """``--refine-optimizer`` of the refinement benchmarks."""
+    from ptychopinn.refine import RefineOptimizer, RefineOptions
+
+    parser.add_argument("--refine-optimizer", choices=[o.value for o in RefineOptimizer],
+                        default=RefineOptions.optimizer.value,
+                        help="refinement's optimiser; results of another than the default are written "
+                        "as <name>_<optimizer>_* [%(default)s]")
+
+
+def results_name(name: str, optimizer: str) -> str:
+    """``name``, or ``name_<optimizer>`` for another optimiser than refinement's default, so a run
+    with it does not overwrite the default's results."""
+    from ptychopinn.refine import RefineOptions
+
+    return name if optimizer == RefineOptions.optimizer.value else f"{name}_{optimizer}"

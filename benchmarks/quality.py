@@ -59,7 +59,7 @@ def scores(reconstruction, scan) -> dict:
             "data_misfit_excess": round(data_fit(scan, reconstruction).excess, 2)}
 
 
-def scored_refinement(scan, init, passes: int, flat_check: int = 0):
+def scored_refinement(scan, init, passes: int, flat_check: int = 0, optimizer: str = RefineOptions.optimizer):
     """(refinement result, scores after every pass); a network start is pass 0 (a start already
     at 0.9 needs no pass). With ``flat_check`` K a flat rival runs the first K passes too: "work"
     counts both."""
@@ -69,7 +69,7 @@ def scored_refinement(scan, init, passes: int, flat_check: int = 0):
         curve.append({"pass": index + 1, "work": index + 1 + min(index + 1, flat_check if init is not None else 0),
                       **scores(reconstruction, scan)})
 
-    options = RefineOptions(passes=passes, flat_check_passes=flat_check)
+    options = RefineOptions(passes=passes, flat_check_passes=flat_check, optimizer=optimizer)
     return refine(scan, init, options, on_pass=track), curve
 
 

@@ -1,6 +1,6 @@
 """Run-to-run spread of the network start's advantage: the core of benchmarks/quality.py, over seeds.
 
-    python benchmarks/quality_spread.py [--seeds 0 1 2] [--objects grf lines image star]
+    python benchmarks/quality_spread.py [--seeds 0 1 2] [--objects grf lines image star] [--refine-optimizer adam]
                                         [--probes disk defocused] [--epochs 8] [--passes 30] [--reuse]
 
 One seed of quality.py cannot say whether a network start that saves one or two refinement passes
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import print_json, write_results  # noqa: E402
+from _common import add_optimizer_argument, print_json, results_name, write_results  # noqa: E402
 from quality import add_case_arguments, network_run, or_dash, passes_to, scored_refinement  # noqa: E402
 
 from ptychopinn.model_store import load_model  # noqa: E402
@@ -46,9 +46,10 @@ def trained_network(scan, workdir: Path, seed: int, args):
 def run_case(obj: str, probe: str, seed: int, args) -> dict:
     scan = simulate(obj, size=args.size, n=64, step=args.step, photons=1e6, probe=probe, seed=seed)
     network, train_s, infer_s = trained_network(scan, args.workdir / f"seed{seed}" / f"{obj}_{probe}", seed, args)
-    _, from_network = scored_refinement(scan, network, args.passes)
-    _, from_flat = scored_refinement(scan, None, args.passes)
-    checked_run, checked = scored_refinement(scan, network, args.passes, RefineOptions.flat_check_passes)
+    optimizer = args.refine_optimizer
+    _, from_network = scored_refinement(scan, network, args.passes, optimizer=optimizer)
+    _, from_flat = scored_refinement(scan, None, args.passes, optimizer=optimizer)
+    checked_run, checked = scored_refinement(scan, network, args.passes, RefineOptions.flat_check_passes, optimizer)
     return {"object": obj, "probe": probe, "seed": seed, "network_phase_ssim": from_network[0]["phase_ssim"],
             "passes_network": passes_to(from_network), "passes_flat": passes_to(from_flat),
             "passes_checked": passes_to(checked), "checked_start": checked_run.start,
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ptychopinn_quality_spread"))
     parser.add_argument("--reuse", action="store_true",
                         help="load the networks a previous run trained in --workdir instead of training again")
+    add_optimizer_argument(parser)
     args = parser.parse_args()
     runs = []
     for seed in args.seeds:
@@ -110,13 +112,15 @@ def main() -> None:
                 runs.append(run_case(obj, probe, seed, args))
                 print(runs[-1], flush=True)
     summary = {start: counts(runs, start) for start in ("network", "checked")}
-    payload = {"epochs": args.epochs, "passes": args.passes, "seeds": args.seeds, "outcomes": summary,
+    payload = {"epochs": args.epochs, "passes": args.passes, "seeds": args.seeds,
+               "refine_optimizer": args.refine_optimizer, "outcomes": summary,
                "runs": runs, "command": "python benchmarks/quality_spread.py " + " ".join(sys.argv[1:])}
     header = (f"# network start against flat start over seeds ({args.epochs} training epochs, "
-              f"{args.passes} refinement passes; passes of work to phase SSIM 0.9)\n\n")
+              f"{args.passes} refinement passes with {args.refine_optimizer}; passes of work to phase SSIM 0.9)\n\n")
     footer = (f"\n\nall cases and seeds, wins / ties / losses against the flat start: network start "
               f"{tally(runs, 'network')}, with the start check {tally(runs, 'checked')}")
-    json_path, md_path = write_results("quality_spread", payload, header + table(runs, args.seeds) + footer)
+    json_path, md_path = write_results(results_name("quality_spread", args.refine_optimizer), payload,
+                                       header + table(runs, args.seeds) + footer)
     print_json({k: v for k, v in payload.items() if k != "runs"})
     print(table(runs, args.seeds) + footer)
     print(f"results: {json_path}, {md_path}")

@@ -1,6 +1,6 @@
 """Refinement from a flat object, with default options, on scans unlike the quality benchmark's.
 
-    python benchmarks/refine_robustness.py [--passes 20]
+    python benchmarks/refine_robustness.py [--passes 20] [--refine-optimizer adam]
 
 Each case changes one thing against the quality benchmark's scans (160² object, N = 64, step 5,
 1e6 photons): the object (dots), the scan pattern (fermat, random), the dose (1e4, 1e9), the overlap
@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import print_json, write_results  # noqa: E402
+from _common import add_optimizer_argument, print_json, results_name, write_results  # noqa: E402
 
 from ptychopinn.evaluation import evaluate_against_truth  # noqa: E402
 from ptychopinn.physics.simulate import simulate  # noqa: E402
@@ -51,14 +51,14 @@ def aberrated_probe(n: int, seed: int = 3) -> np.ndarray:
     return (probe / np.abs(probe).max()).astype(np.complex64)
 
 
-def run_case(settings: dict, passes: int) -> dict:
+def run_case(settings: dict, passes: int, optimizer: str) -> dict:
     kwargs = {**BASE, **settings}
     if kwargs.get("probe") == "aberrated":
         kwargs["probe"] = aberrated_probe(kwargs["n"])
     scan = simulate(**kwargs)
     curve = []
     start = time.perf_counter()
-    result = refine(scan, None, RefineOptions(passes=passes),
+    result = refine(scan, None, RefineOptions(passes=passes, optimizer=optimizer),
                     on_pass=lambda i, rec: curve.append(float(evaluate_against_truth(rec, scan)["phase_ssim"])))
     seconds = time.perf_counter() - start
     fit = data_fit(scan, result.reconstruction)
@@ -79,15 +79,17 @@ def table(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--passes", type=int, default=20)
+    add_optimizer_argument(parser)
     args = parser.parse_args()
     results = {}
     for name, settings in CASES.items():
-        results[name] = run_case(settings, args.passes)
+        results[name] = run_case(settings, args.passes, args.refine_optimizer)
         print(name, results[name], flush=True)
-    payload = {"passes": args.passes, "cases": results,
+    payload = {"passes": args.passes, "refine_optimizer": args.refine_optimizer, "cases": results,
                "command": "python benchmarks/refine_robustness.py " + " ".join(sys.argv[1:])}
-    json_path, md_path = write_results("refine_robustness", payload,
-                                       f"# flat-start refinement, default options, {args.passes} passes\n\n"
+    json_path, md_path = write_results(results_name("refine_robustness", args.refine_optimizer), payload,
+                                       f"# flat-start refinement, {args.refine_optimizer}, otherwise default "
+                                       f"options, {args.passes} passes\n\n"
                                        + table(results))
     print_json({k: v for k, v in payload.items() if k != "cases"})
     print(table(results))

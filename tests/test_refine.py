@@ -9,7 +9,8 @@ import torch
 from ptychopinn.data import save_scan
 from ptychopinn.physics import extract_patches as reference_extract
 from ptychopinn.reconstruction import Reconstruction
-from ptychopinn.refine import RefineLoss, RefineOptions, refine
+from ptychopinn.refine import RefineLoss, RefineOptimizer, RefineOptions, _RefinementProblem, refine
+from ptychopinn.stitch import bilinear_splat
 from ptychopinn.torch_backend.extract import extract_patches
 from ptychopinn.workflow import evaluate
 from test_cli_foundation import run_cli
@@ -29,10 +30,24 @@ def test_extraction_gradient_reaches_the_canvas():
     assert canvas.grad.sum() == pytest.approx(64.0)
 
 
-@pytest.fixture(scope="module")
-def flat_refined(tiny_scan):
+def test_batch_illumination_is_the_probe_intensity_splatted_at_each_position(tiny_scan):
+    """The mpie step's denominator: Σ|P|² of the batch's footprints at sub-pixel positions."""
+    problem = _RefinementProblem(tiny_scan, None, RefineOptions(), torch.device("cpu"))
+    batch = torch.tensor([0, 7, 40])
+    got = problem._batch_illumination(batch).numpy()
+    expected = np.zeros((problem.shape[0] + 1, problem.shape[1] + 1))
+    weights = np.abs(problem.probe_numpy()) ** 2
+    for top, left in problem.top_left[batch].numpy():
+        r, c = int(np.floor(top)), int(np.floor(left))
+        expected[r : r + problem.n + 1, c : c + problem.n + 1] += bilinear_splat(weights, top - r, left - c)
+    np.testing.assert_allclose(got, expected[: problem.shape[0], : problem.shape[1]], rtol=1e-5, atol=1e-6)
+    assert problem.top_left[batch].numpy().round(3).tolist() != problem.top_left[batch].numpy().round().tolist()
+
+
+@pytest.fixture(scope="module", params=list(RefineOptimizer))
+def flat_refined(tiny_scan, request):
     scores = []
-    result = refine(tiny_scan, None, RefineOptions(passes=15),
+    result = refine(tiny_scan, None, RefineOptions(passes=15, optimizer=request.param),
                     on_pass=lambda i, rec: scores.append(evaluate(rec, tiny_scan)["phase_ssim"]))
     return result, scores
 
@@ -97,6 +112,17 @@ def test_a_start_better_than_flat_is_kept_unchanged_by_the_check(tiny_scan):
     np.testing.assert_array_equal(checked.reconstruction.object, unchecked.reconstruction.object)
 
 
+def test_mpie_keeps_a_good_start_where_adam_scrambles_it(tiny_scan):
+    """Adam moves every pixel by about its step whatever the gradient, so from the true object its
+    first full-size steps add noise; the PIE step is proportional to the misfit it explains."""
+    truth = Reconstruction(tiny_scan.object, np.ones(tiny_scan.object.shape, np.float32), (0.0, 0.0))
+    scores = {optimizer: evaluate(refine(tiny_scan, truth, RefineOptions(
+        passes=2, optimizer=optimizer, flat_check_passes=0)).reconstruction, tiny_scan)["phase_ssim"]
+        for optimizer in RefineOptimizer}
+    assert scores[RefineOptimizer.mpie] > 0.9
+    assert scores[RefineOptimizer.mpie] > scores[RefineOptimizer.adam] + 0.02
+
+
 def test_poisson_loss_is_an_option_and_converges_slower(tiny_scan):
     poisson = refine(tiny_scan, None, RefineOptions(passes=5, loss=RefineLoss.poisson))
     amplitude = refine(tiny_scan, None, RefineOptions(passes=5))
@@ -133,11 +159,18 @@ def test_refine_cli_from_flat_and_from_a_reconstruction(tiny_scan, tmp_path):
     ("flat_check_passes", -2, "flat_check_passes must be 0 or more"),
     ("batch_size", 0, "batch size must be at least 1"),
     ("learning_rate", 0.0, "step sizes must be positive"),
+    ("momentum", 1.0, "momentum must be in"),
+
     ("final_lr_fraction", 0.0, "final_lr_fraction"),
 ])
 def test_impossible_refine_options_are_refused(option, value, message):
     with pytest.raises(ValueError, match=message):
         RefineOptions(**{option: value})
+
+
+def test_the_mpie_step_refuses_the_poisson_loss_it_is_not_scaled_for():
+    with pytest.raises(ValueError, match="use --refine-optimizer adam with the Poisson loss"):
+        RefineOptions(optimizer="mpie", loss="poisson")
 
 
 def test_cli_refuses_a_negative_flat_check_clearly(tiny_scan, tmp_path):
@@ -146,3 +179,15 @@ def test_cli_refuses_a_negative_flat_check_clearly(tiny_scan, tmp_path):
                      "--output-dir", str(tmp_path / "r"), check=False)
     assert result.returncode == 2 and "flat_check_passes must be 0 or more" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "r" / "reconstruction.npz").exists()
+
+
+def test_refine_cli_runs_the_mpie_step_and_explains_a_poisson_mismatch(tiny_scan, tmp_path):
+    save_scan(tiny_scan, tmp_path / "scan.npz")
+    common = ("refine", "--data", str(tmp_path / "scan.npz"), "--init", "flat", "--steps", "8", "-q")
+    run_cli(*common, "--refine-optimizer", "mpie", "--output-dir", str(tmp_path / "mpie"))
+    refined = Reconstruction.load(tmp_path / "mpie" / "reconstruction.npz")
+    assert evaluate(refined, tiny_scan)["phase_ssim"] > 0.5  # flat start scores about 0.4 after one pass
+    refused = run_cli(*common, "--refine-optimizer", "mpie", "--refine-loss", "poisson",
+                      "--output-dir", str(tmp_path / "poisson"), check=False)
+    assert refused.returncode != 0
+    assert "use --refine-optimizer adam with the Poisson loss" in refused.stderr + refused.stdout

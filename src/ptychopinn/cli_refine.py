@@ -7,16 +7,21 @@ from pathlib import Path
 
 
 def add_refine_options(parser: argparse.ArgumentParser, steps_flag: str) -> None:
-    from ptychopinn.refine import RefineOptions
+    from ptychopinn.refine import RefineOptimizer, RefineOptions
 
     group = parser.add_argument_group("refinement (physics-based polishing, SPEC §7)")
     flag = group.add_argument
     flag(steps_flag, dest="refine_steps", type=int, default=0 if steps_flag != "--steps" else 20,
          help="passes over all scan positions, 0: no refinement [%(default)s]")
-    flag("--refine-batch-size", dest="refine_batch_size", type=int, default=16,
-         help="scan positions per gradient step [%(default)s]")
-    flag("--refine-lr", dest="refine_lr", type=float, default=RefineOptions.learning_rate,
-         help="initial Adam step, cosine-decayed to 5 %% of it [%(default)s]")
+    flag("--refine-batch-size", dest="refine_batch_size", type=int, default=None,
+         help="scan positions per step [32 for mpie, 16 for adam]")
+    flag("--refine-optimizer", dest="refine_optimizer", choices=[o.value for o in RefineOptimizer],
+         default=RefineOptions.optimizer.value,
+         help="adam: per-pixel normalised steps (works with either loss, safest at low dose); mpie: "
+         "PIE-style steps (gradient over the batch's illumination) with momentum, fewer passes on "
+         "most scans and keeps a good start's lead, but fits noise at low dose [%(default)s]")
+    flag("--refine-lr", dest="refine_lr", type=float, default=None,
+         help="initial step, cosine-decayed to 5 %% of it [1.0 for mpie (the full PIE step), 0.03 for adam]")
     flag("--refine-loss", dest="refine_loss", choices=["amplitude", "poisson"], default="amplitude",
          help="amplitude least squares (well conditioned) or Poisson NLL [%(default)s]")
     flag("--refine-probe", dest="refine_probe", action="store_true",
@@ -37,11 +42,11 @@ def add_infer_options(parser: argparse.ArgumentParser) -> None:
 
 
 def refine_options(args: argparse.Namespace):
-    from ptychopinn.refine import RefineLoss, RefineOptions
+    from ptychopinn.refine import RefineLoss, RefineOptimizer, RefineOptions
 
     return RefineOptions(
         passes=args.refine_steps, batch_size=args.refine_batch_size, learning_rate=args.refine_lr,
-        loss=RefineLoss(args.refine_loss), refine_probe=args.refine_probe, flat_check_passes=args.flat_check,
+        optimizer=RefineOptimizer(args.refine_optimizer), loss=RefineLoss(args.refine_loss), refine_probe=args.refine_probe, flat_check_passes=args.flat_check,
         accelerator=getattr(args, "accelerator", None) or "auto",
     )
 
