@@ -59,7 +59,7 @@ def scores(reconstruction, scan) -> dict:
             "data_misfit_excess": round(data_fit(scan, reconstruction).excess, 2)}
 
 
-def scored_refinement(scan, init, passes: int, flat_check: int = 0, optimizer: str = RefineOptions.optimizer):
+def scored_refinement(scan, init, passes: int, flat_check: int = 0, optimizer: str = RefineOptions.optimizer.value):
     """(refinement result, scores after every pass); a network start is pass 0 (a start already
     at 0.9 needs no pass). With ``flat_check`` K a flat rival runs the first K passes too: "work"
     counts both."""

@@ -42,11 +42,12 @@ def add_infer_options(parser: argparse.ArgumentParser) -> None:
 
 
 def refine_options(args: argparse.Namespace):
-    from ptychopinn.refine import RefineLoss, RefineOptimizer, RefineOptions
+    from ptychopinn.refine import RefineOptions
 
-    return RefineOptions(
+    return RefineOptions(  # the optimiser's and the loss's names become their enums there
         passes=args.refine_steps, batch_size=args.refine_batch_size, learning_rate=args.refine_lr,
-        optimizer=RefineOptimizer(args.refine_optimizer), loss=RefineLoss(args.refine_loss), refine_probe=args.refine_probe, flat_check_passes=args.flat_check,
+        optimizer=args.refine_optimizer, loss=args.refine_loss, refine_probe=args.refine_probe,
+        flat_check_passes=args.flat_check,
         accelerator=getattr(args, "accelerator", None) or "auto",
     )
 

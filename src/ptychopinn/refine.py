@@ -6,9 +6,10 @@ are minimised over minibatches of positions, with a cosine-decaying step so the 
 instead of fitting noise. Two optimisers: Adam, the default, and a PIE-style step (each batch's
 gradient divided by the batch's illumination, as ePIE does for one position, with heavy-ball
 momentum, the idea of mPIE), which needs fewer passes on most scans but fits noise at low dose.
-Started from a flat object it is an iterative reconstruction in its own right (the baseline); started from the network's output it needs fewer passes where the
-network is good, and a flat rival for the first passes guards against a start that is worse than
-none (``RefineOptions.flat_check_passes``).
+Started from a flat object it is an iterative reconstruction in its own right (the baseline);
+started from the network's output it needs fewer passes where the network is good, and a flat
+rival for the first passes guards against a start that is worse than none
+(``RefineOptions.flat_check_passes``).
 """
 
 from __future__ import annotations
@@ -277,7 +278,6 @@ class _RefinementProblem:
             torch.view_as_real(torch.tensor(start, dtype=torch.complex64)).to(self.device))
         self.probe = torch.tensor(self.scaled_probe, dtype=torch.complex64, device=self.device)
         self.velocity = torch.zeros_like(self.canvas)
-        self.step_fraction = 1.0
         groups = []  # Adam's: the canvas's unless mpie steps it, and the probe's
         if self.options.optimizer is RefineOptimizer.adam:
             groups.append({"params": [self.canvas], "lr": self.options.step_size, "role": "object"})
@@ -339,9 +339,8 @@ class _RefinementProblem:
         return total[: shape[0], : shape[1]]
 
     def set_step_fraction(self, fraction: float, pass_index: int) -> None:
-        """Scale every step to ``fraction`` of its full size (the schedule); the probe's steps
+        """Scale Adam's steps to ``fraction`` of their full size (the schedule); the probe's steps
         start at ``probe_start_pass``."""
-        self.step_fraction = fraction
         probe_active = pass_index >= self.options.probe_start_pass
         for group in self.optimizer.param_groups if self.optimizer is not None else ():
             if group["role"] == "object":
@@ -354,7 +353,7 @@ class _RefinementProblem:
         total = 0.0
         for batch, fraction in zip(batches, fractions, strict=True):
             self.set_step_fraction(fraction, pass_index)
-            total += self.step(batch) * len(batch)
+            total += self.step(batch, fraction) * len(batch)
         return total / sum(len(batch) for batch in batches)
 
     def predicted(self, batch):
@@ -387,7 +386,7 @@ class _RefinementProblem:
         # measured_energy > 0: the problem's probe scaling rejects patterns without counts
         return DataFit(math.sqrt(residual / measured_energy), math.sqrt(floor / measured_energy))
 
-    def step(self, batch) -> float:
+    def step(self, batch, fraction: float) -> float:
         import torch
 
         self.canvas.grad = None
@@ -402,22 +401,23 @@ class _RefinementProblem:
             loss = torch.mean(rate - measured**2 * torch.log(rate + 1e-12))
         loss.backward()
         if self.options.optimizer is RefineOptimizer.mpie:
-            self._pie_step(batch)
+            self._pie_step(batch, fraction)
         if self.optimizer is not None:
             self.optimizer.step()
         return float(loss.detach())
 
-    def _pie_step(self, batch) -> None:
-        """canvas -= v, v ← momentum · v + step · g / (I_batch + r · max I_batch): the gradient of
-        the batch's mean squared amplitude error ``g`` back in units of the exit-wave misfit
-        (× B N² / 2), divided by the batch's illumination I_batch = Σ|P|² over its footprints."""
+    def _pie_step(self, batch, fraction: float) -> None:
+        """v ← momentum · v + step · g / (I_batch + r · max I_batch), then canvas -= v. ``g`` is the
+        gradient of the batch's mean squared amplitude error back in units of the exit-wave misfit
+        (× B N² / 2); I_batch = Σ|P|² over the batch's footprints is its illumination."""
         import torch
 
         illumination = self._batch_illumination(batch)
         with torch.no_grad():
             to_misfit = len(batch) * self.n**2 / 2
             denominator = illumination + PIE_REGULARISATION * illumination.max()
-            update = (self.step_fraction * self.options.step_size * to_misfit) * self.canvas.grad / denominator[..., None]
+            step_scale = fraction * self.options.step_size * to_misfit
+            update = step_scale * self.canvas.grad / denominator[..., None]
             self.velocity.mul_(self.options.momentum).add_(update)
             self.canvas.sub_(self.velocity)
 
