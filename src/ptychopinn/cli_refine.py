@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def add_refine_options(parser: argparse.ArgumentParser, steps_flag: str) -> None:
-    from ptychopinn.refine import RefineOptimizer, RefineOptions
+    from ptychopinn.refine import MPIE_MIN_COUNTS, RefineOptimizer, RefineOptions
 
     group = parser.add_argument_group("refinement (physics-based polishing, SPEC §7)")
     flag = group.add_argument
@@ -17,11 +17,13 @@ def add_refine_options(parser: argparse.ArgumentParser, steps_flag: str) -> None
          help="scan positions per step [32 for mpie, 16 for adam]")
     flag("--refine-optimizer", dest="refine_optimizer", choices=[o.value for o in RefineOptimizer],
          default=RefineOptions.optimizer.value,
-         help="adam: per-pixel normalised steps (works with either loss, safest at low dose); mpie: "
-         "PIE-style steps (gradient over the batch's illumination) with momentum, fewer passes on "
-         "most scans and keeps a good start's lead, but fits noise at low dose [%(default)s]")
+         help="adam: per-pixel normalised steps (works with either loss, fewer passes at low dose); "
+         "mpie: PIE-style steps (gradient over the batch's illumination) with momentum, fewer passes "
+         "and a higher end at moderate and high dose, and keeps a good start's lead; auto: mpie from "
+         f"{MPIE_MIN_COUNTS:g} mean counts per pattern with the amplitude loss, adam otherwise [%(default)s]")
     flag("--refine-lr", dest="refine_lr", type=float, default=None,
-         help="initial step, cosine-decayed to 5 %% of it [1.0 for mpie (the full PIE step), 0.03 for adam]")
+         help="initial step, cosine-decayed to 5 %% of it; needs --refine-optimizer adam or mpie "
+         "[1.0 for mpie (the full PIE step), 0.03 for adam]")
     flag("--refine-loss", dest="refine_loss", choices=["amplitude", "poisson"], default="amplitude",
          help="amplitude least squares (well conditioned) or Poisson NLL [%(default)s]")
     flag("--refine-probe", dest="refine_probe", action="store_true",
@@ -76,7 +78,7 @@ def run_refinement(scan, init, output_dir: Path, args: argparse.Namespace):
     plot_reconstruction_channel(result.reconstruction, "amplitude", output_dir / "amplitude.png")
     plot_reconstruction_channel(result.reconstruction, "phase", output_dir / "phase.png")
     plot_refinement(result, output_dir / "refinement_loss.png")
-    print(f"refined {len(result.loss_per_pass)} passes in {result.seconds:.1f} s "
+    print(f"refined {len(result.loss_per_pass)} passes with {result.optimizer} in {result.seconds:.1f} s "
           f"(loss {result.loss_per_pass[0]:.4g} → {result.loss_per_pass[-1]:.4g}): "
           f"{output_dir / 'reconstruction.npz'}")
     if result.flat_check_loss:
@@ -105,8 +107,8 @@ def add_refine_command(commands, common, formatter) -> None:
         "refine",
         parents=[common],
         help="physics-based refinement of an object (or an iterative reconstruction from flat)",
-        description="Minimise the data loss over the object canvas by Adam on minibatches of scan "
-        "positions, with a cosine-decaying step. --init flat is an iterative solver in its own "
+        description="Minimise the data loss over the object canvas on minibatches of scan "
+        "positions (PIE-style steps with momentum, or Adam at low dose), with a cosine-decaying step. --init flat is an iterative solver in its own "
         "right; --init RECON.npz polishes a network reconstruction. Writes R/reconstruction.npz, "
         "R/amplitude.png, R/phase.png, R/refinement_loss.png (and metrics.json, comparison.png "
         "when the scan has objectGuess).",

@@ -3,9 +3,10 @@
 The object canvas (in object pixel coordinates) becomes a learnable complex tensor; the forward
 model (sub-pixel extraction at every scan position, probe, far-field amplitude) and a data loss
 are minimised over minibatches of positions, with a cosine-decaying step so the result settles
-instead of fitting noise. Two optimisers: Adam, the default, and a PIE-style step (each batch's
-gradient divided by the batch's illumination, as ePIE does for one position, with heavy-ball
-momentum, the idea of mPIE), which needs fewer passes on most scans but fits noise at low dose.
+instead of fitting noise. Two optimisers: Adam, and a PIE-style step (each batch's gradient divided
+by the batch's illumination, as ePIE does for one position, with heavy-ball momentum, the idea of
+mPIE), which needs fewer passes and ends higher at moderate and high dose but needs more passes at
+low dose; the default picks between them by the scan's counts per pattern.
 Started from a flat object it is an iterative reconstruction in its own right (the baseline);
 started from the network's output it needs fewer passes where the network is good, and a flat
 rival for the first passes guards against a start that is worse than none
@@ -18,7 +19,7 @@ import copy
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
@@ -35,14 +36,22 @@ log = logging.getLogger(__name__)
 
 
 class RefineOptimizer(str, Enum):
-    # per-pixel normalised steps of about lr, whatever the gradient: robust, and its steps early-stop
-    # the fit of noise at low dose; but from a good start its small gradients are amplified into
-    # noise, which costs a network start its lead (README, quality)
+    # per-pixel normalised steps of about lr, whatever the gradient: robust, and the faster at low
+    # dose; but from a good start its small gradients are amplified into noise, which costs a
+    # network start its lead (README, quality)
     adam = "adam"
     # step = gradient / (batch illumination Σ|P|² + 0.1 · its maximum), with momentum: the
     # amplitude loss's Gauss-Newton step, scaled as ePIE scales its update; it moves every pixel in
     # proportion to the misfit it explains, so a good start is not scrambled by noise
     mpie = "mpie"
+    # mpie from MPIE_MIN_COUNTS counts per pattern up with the amplitude loss, Adam otherwise
+    auto = "auto"
+
+
+# Mean counts per pattern from which ``auto`` refines with mpie. Over eight scans (N = 64, step 5,
+# flat start) mpie needed more passes to phase SSIM 0.9 than Adam on 4 of 8 at 1e4 and 3e4 counts,
+# and fewer on 4, 5, 6 of 8 at 1e5, 3e5, 1e6, ending as high or higher (benchmarks/refine_dose.py)
+MPIE_MIN_COUNTS = 5e4
 
 
 # The relaxation of the illumination in the mpie step's denominator, as a fraction of its maximum:
@@ -59,7 +68,7 @@ class RefineLoss(str, Enum):
 @dataclass(frozen=True)
 class RefineOptions:
     passes: int = 20
-    optimizer: RefineOptimizer = RefineOptimizer.adam
+    optimizer: RefineOptimizer = RefineOptimizer.auto
     # None: the optimiser's own. mpie: 32 positions per step (16 stalled below phase SSIM 0.96 on
     # the defocused-probe lines scan, 64 slowed the network start on the star) and the full PIE
     # step 1.0; Adam: 16 and 0.03 (0.1 and 0.01 needed more passes on most scans); README, quality
@@ -90,7 +99,10 @@ class RefineOptions:
             raise ValueError(f"refinement batch size must be at least 1, got {self.batch_size}")
         object.__setattr__(self, "optimizer", RefineOptimizer(self.optimizer))
         object.__setattr__(self, "loss", RefineLoss(self.loss))
-        if not (self.step_size > 0 and self.probe_learning_rate > 0):
+        if self.optimizer is RefineOptimizer.auto and self.learning_rate is not None:
+            raise ValueError("a refinement step size is in its optimiser's units (mpie: 1 is the full "
+                             "PIE step; adam: object amplitude units); choose --refine-optimizer adam or mpie")
+        if not ((self.learning_rate is None or self.learning_rate > 0) and self.probe_learning_rate > 0):
             raise ValueError("refinement step sizes must be positive, got "
                              f"{self.learning_rate} (object) and {self.probe_learning_rate} (probe)")
         if not 0 <= self.momentum < 1:
@@ -101,19 +113,35 @@ class RefineOptions:
         if not 0 < self.final_lr_fraction <= 1:
             raise ValueError(f"final_lr_fraction must be in (0, 1], got {self.final_lr_fraction}")
 
+    def for_scan(self, scan: Scan) -> RefineOptions:
+        """These options with ``auto`` resolved for ``scan``: mpie from MPIE_MIN_COUNTS mean counts
+        per pattern with the amplitude loss, Adam otherwise."""
+        if self.optimizer is not RefineOptimizer.auto:
+            return self
+        counts = mean_total_counts(scan.diffraction)
+        mpie = counts >= MPIE_MIN_COUNTS and self.loss is RefineLoss.amplitude
+        chosen = RefineOptimizer.mpie if mpie else RefineOptimizer.adam
+        log.info("refinement: %s steps (%.3g mean counts per pattern, %s loss)", chosen.value, counts, self.loss.value)
+        return replace(self, optimizer=chosen)
+
     @property
     def step_size(self) -> float:
         """The object's initial step: ``learning_rate``, or the optimiser's default."""
         if self.learning_rate is not None:
             return self.learning_rate
-        return 1.0 if self.optimizer is RefineOptimizer.mpie else 0.03
+        return 1.0 if self._resolved() is RefineOptimizer.mpie else 0.03
 
     @property
     def positions_per_step(self) -> int:
         """``batch_size``, or the optimiser's default."""
         if self.batch_size is not None:
             return self.batch_size
-        return 32 if self.optimizer is RefineOptimizer.mpie else 16
+        return 32 if self._resolved() is RefineOptimizer.mpie else 16
+
+    def _resolved(self) -> RefineOptimizer:
+        if self.optimizer is RefineOptimizer.auto:
+            raise ValueError("the auto optimiser depends on the scan: resolve it with for_scan(scan) first")
+        return self.optimizer
 
 
 @dataclass
@@ -125,6 +153,7 @@ class RefinementResult:
     pass_metrics: list[dict] = field(default_factory=list)
     start: str = "given"  # "given" or "flat": the start the result was refined from
     flat_check_loss: list[float] = field(default_factory=list)  # the flat rival's loss per checked pass
+    optimizer: str = RefineOptimizer.adam.value  # the one that ran (``auto`` resolved)
 
 
 @dataclass(frozen=True)
@@ -183,7 +212,7 @@ def refine(
 
     from ptychopinn.torch_backend.device import resolve_device
 
-    options = options or RefineOptions()
+    options = (options or RefineOptions()).for_scan(scan)
     device = resolve_device(options.accelerator)
     init = init if isinstance(init, Reconstruction) else None
     problem = _RefinementProblem(scan, init, options, device)
@@ -213,7 +242,7 @@ def refine(
     log.info("refinement: %d passes in %.1f s, final loss %.4g", options.passes, seconds,
              losses[-1] if losses else float("nan"))
     return RefinementResult(problem.reconstruction(), losses, problem.probe_numpy(), seconds, pass_metrics,
-                            start_name, rival_losses)
+                            start_name, rival_losses, options.optimizer.value)
 
 
 def _flat_fits_better(given_loss: float, flat_loss: float, passes: int) -> bool:
@@ -267,6 +296,9 @@ class _RefinementProblem:
         self.top_left = torch.tensor(top_left, dtype=torch.float64, device=device)
         self._start(scan, init)
         self.illumination = self._illumination(self.shape)
+        # Σ|P|² that a batch of B random positions lights on average is B × this
+        self.illumination_per_position = torch.tensor(
+            self.illumination / scan.n_patterns, dtype=torch.float32, device=device)
 
     def _start(self, scan: Scan, init: Reconstruction | None) -> None:
         """The learnable canvas (and probe) from ``init`` or flat, with a fresh optimiser."""
@@ -407,19 +439,32 @@ class _RefinementProblem:
         return float(loss.detach())
 
     def _pie_step(self, batch, fraction: float) -> None:
-        """v ← momentum · v + step · g / (I_batch + r · max I_batch), then canvas -= v. ``g`` is the
-        gradient of the batch's mean squared amplitude error back in units of the exit-wave misfit
-        (× B N² / 2); I_batch = Σ|P|² over the batch's footprints is its illumination."""
+        """v ← momentum · v + step · g / (D + r · max D), then canvas -= v. ``g`` is the gradient
+        of the batch's mean squared amplitude error back in units of the exit-wave misfit
+        (× B N² / 2); D is the batch's illumination, floored (``_pie_illumination``)."""
         import torch
 
-        illumination = self._batch_illumination(batch)
+        illumination = self._pie_illumination(batch)
         with torch.no_grad():
-            to_misfit = len(batch) * self.n**2 / 2
             denominator = illumination + PIE_REGULARISATION * illumination.max()
+            to_misfit = len(batch) * self.n**2 / 2
             step_scale = fraction * self.options.step_size * to_misfit
             update = step_scale * self.canvas.grad / denominator[..., None]
             self.velocity.mul_(self.options.momentum).add_(update)
             self.canvas.sub_(self.velocity)
+
+    def _pie_illumination(self, batch):
+        """max(I_batch, B · I_all / n_positions): the batch's illumination Σ|P|², floored at what
+        a batch of B positions lights on average.
+
+        I_batch alone is ePIE's scaling and the fastest start, but a denominator that varies with
+        the batch drawn weights each batch's gradient differently, and where noise leaves a
+        residual the steps settle away from the least-squares object (lines / defocused, 3e5
+        photons: phase SSIM 0.887 after 30 passes instead of 0.964). The average alone
+        overshoots where a batch bunches up (it diverged)."""
+        import torch
+
+        return torch.maximum(self._batch_illumination(batch), len(batch) * self.illumination_per_position)
 
     def _batch_illumination(self, batch):
         """Σ|P|² of the batch's footprints on the canvas: the adjoint of the patch extraction
