@@ -29,7 +29,7 @@ from _common import RESULTS, print_json, write_results  # noqa: E402
 
 from ptychopinn.evaluation import evaluate_against_truth, evaluate_and_plot  # noqa: E402
 from ptychopinn.physics.simulate import simulate  # noqa: E402
-from ptychopinn.refine import RefineOptions, data_fit, refine  # noqa: E402
+from ptychopinn.refine import ADAM_FLAT_CHECK_PASSES, RefineOptions, data_fit, refine  # noqa: E402
 from ptychopinn.workflow import reconstruct, train_with_summary  # noqa: E402
 
 SCORES = ("phase_ssim", "phase_psnr", "amplitude_ssim")
@@ -113,7 +113,7 @@ def run_case(obj: str, probe: str, args, root: Path) -> dict:
     polished, curve_net, refine_net_s = refinement_curve(scan, net2, args.passes)
     _, curve_net1, refine_net1_s = refinement_curve(scan, net1, args.passes)
     checked, curve_checked, refine_checked_s = refinement_curve(scan, net2, args.passes,
-                                                                flat_check=RefineOptions.flat_check_passes)
+                                                                flat_check=ADAM_FLAT_CHECK_PASSES)
     baseline, curve_flat, refine_flat_s = refinement_curve(scan, None, args.passes)
     for key, curve in (("network_refined", curve_net), ("network_g1_refined", curve_net1),
                        ("network_checked_refined", curve_checked), ("flat_refined", curve_flat)):

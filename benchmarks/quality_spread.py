@@ -29,7 +29,7 @@ from quality import add_case_arguments, network_run, or_dash, passes_to, scored_
 
 from ptychopinn.model_store import load_model  # noqa: E402
 from ptychopinn.physics.simulate import simulate  # noqa: E402
-from ptychopinn.refine import RefineOptions  # noqa: E402
+from ptychopinn.refine import ADAM_FLAT_CHECK_PASSES  # noqa: E402
 from ptychopinn.workflow import reconstruct  # noqa: E402
 
 
@@ -49,7 +49,7 @@ def run_case(obj: str, probe: str, seed: int, args) -> dict:
     optimizer = args.refine_optimizer
     _, from_network = scored_refinement(scan, network, args.passes, optimizer=optimizer)
     _, from_flat = scored_refinement(scan, None, args.passes, optimizer=optimizer)
-    checked_run, checked = scored_refinement(scan, network, args.passes, RefineOptions.flat_check_passes, optimizer)
+    checked_run, checked = scored_refinement(scan, network, args.passes, ADAM_FLAT_CHECK_PASSES, optimizer)
     return {"object": obj, "probe": probe, "seed": seed, "network_phase_ssim": from_network[0]["phase_ssim"],
             "passes_network": passes_to(from_network), "passes_flat": passes_to(from_flat),
             "passes_checked": passes_to(checked), "checked_start": checked_run.start,

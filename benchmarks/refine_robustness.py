@@ -62,16 +62,16 @@ def run_case(settings: dict, passes: int, optimizer: str) -> dict:
                     on_pass=lambda i, rec: curve.append(float(evaluate_against_truth(rec, scan)["phase_ssim"])))
     seconds = time.perf_counter() - start
     fit = data_fit(scan, result.reconstruction)
-    return {"patterns": scan.n_patterns, "seconds_with_scoring": round(seconds, 1),
+    return {"patterns": scan.n_patterns, "optimizer": result.optimizer, "seconds_with_scoring": round(seconds, 1),
             "phase_ssim_every_5": [round(v, 3) for v in curve[4::5]],
             "data_misfit_excess": round(fit.excess, 2), "noise_floor": round(fit.noise_floor, 4)}
 
 
 def table(results: dict) -> str:
-    lines = ["| case | patterns | phase SSIM after 5 / 10 / 15 / 20 passes | data misfit ÷ noise floor |",
-             "|---|---|---|---|"]
+    lines = ["| case | patterns | optimiser | phase SSIM after 5 / 10 / 15 / 20 passes | data misfit ÷ noise floor |",
+             "|---|---|---|---|---|"]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['patterns']} | {' / '.join(f'{v:.3f}' for v in r['phase_ssim_every_5'])} | "
+        lines.append(f"| {name} | {r['patterns']} | {r.get('optimizer', '')} | {' / '.join(f'{v:.3f}' for v in r['phase_ssim_every_5'])} | "
                      f"{r['data_misfit_excess']:.2f} |")
     return "\n".join(lines)
 

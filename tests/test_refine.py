@@ -202,6 +202,16 @@ def test_auto_picks_mpie_at_moderate_dose_and_adam_at_low_dose_or_with_the_poiss
     assert refine(low_dose, None, RefineOptions(passes=1)).optimizer == "adam"
 
 
+def test_the_start_check_defaults_to_adams_two_passes_and_off_for_mpie(tiny_scan):
+    """mpie refines a twin-mixed network start about as fast as a flat one (README, quality)."""
+    assert RefineOptions().for_scan(tiny_scan).flat_check_passes == 0
+    assert RefineOptions(optimizer="adam").for_scan(tiny_scan).flat_check_passes == 2
+    assert RefineOptions(flat_check_passes=3).for_scan(tiny_scan).flat_check_passes == 3
+    truth = Reconstruction(tiny_scan.object, np.ones(tiny_scan.object.shape, np.float32), (0.0, 0.0))
+    assert refine(tiny_scan, truth, RefineOptions(passes=1)).flat_check_loss == []
+    assert len(refine(tiny_scan, truth, RefineOptions(passes=2, optimizer="adam")).flat_check_loss) == 2
+
+
 def test_a_step_size_without_its_optimiser_is_refused():
     with pytest.raises(ValueError, match="choose --refine-optimizer adam or mpie"):
         RefineOptions(learning_rate=0.1)

@@ -7,7 +7,12 @@ from pathlib import Path
 
 
 def add_refine_options(parser: argparse.ArgumentParser, steps_flag: str) -> None:
-    from ptychopinn.refine import MPIE_MIN_COUNTS, RefineOptimizer, RefineOptions
+    from ptychopinn.refine import (
+        ADAM_FLAT_CHECK_PASSES,
+        MPIE_MIN_COUNTS,
+        RefineOptimizer,
+        RefineOptions,
+    )
 
     group = parser.add_argument_group("refinement (physics-based polishing, SPEC §7)")
     flag = group.add_argument
@@ -28,10 +33,11 @@ def add_refine_options(parser: argparse.ArgumentParser, steps_flag: str) -> None
          help="amplitude least squares (well conditioned) or Poisson NLL [%(default)s]")
     flag("--refine-probe", dest="refine_probe", action="store_true",
          help="refine the probe too (from the third pass)")
-    flag("--flat-check", dest="flat_check", type=int, default=RefineOptions.flat_check_passes, metavar="K",
+    flag("--flat-check", dest="flat_check", type=int, default=None, metavar="K",
          help="refine a flat object alongside the given start for the first K passes and go on from "
-         "whichever fits the data better (a network start can be worse than none, e.g. with a real, "
-         "centro-symmetric probe); 0: trust the start [%(default)s]")
+         "whichever fits the data better (a network start can be worse than none for adam, e.g. with "
+         "a real, centro-symmetric probe); 0: trust the start "
+         f"[{ADAM_FLAT_CHECK_PASSES} with adam, 0 with mpie]")
 
 
 def add_infer_options(parser: argparse.ArgumentParser) -> None:

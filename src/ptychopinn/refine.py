@@ -53,6 +53,9 @@ class RefineOptimizer(str, Enum):
 # and fewer on 4, 5, 6 of 8 at 1e5, 3e5, 1e6, ending as high or higher (benchmarks/refine_dose.py)
 MPIE_MIN_COUNTS = 5e4
 
+# Passes of the flat rival that checks a given start under Adam (RefineOptions.flat_check_passes)
+ADAM_FLAT_CHECK_PASSES = 2
+
 
 # The relaxation of the illumination in the mpie step's denominator, as a fraction of its maximum:
 # 0.03 and 0.01 let weakly lit pixels move faster but were unstable with momentum (star / disk: 11
@@ -84,16 +87,18 @@ class RefineOptions:
     accelerator: str = "auto"
     margin: int = 2
     # A given start is refined alongside a flat one for this many passes and the start that
-    # then fits the data better goes on (0: trust the given start). A network start can be
-    # worse than none: with a real, centro-symmetric probe a pattern and its twin give the same
-    # diffraction, and patches that mix the two set refinement back (README, quality).
-    flat_check_passes: int = 2
+    # then fits the data better goes on (0: trust the given start; None: ADAM_FLAT_CHECK_PASSES
+    # with Adam, 0 with mpie). A network start can be worse than none: with a real,
+    # centro-symmetric probe a pattern and its twin give the same diffraction, and patches that
+    # mix the two set Adam back (README, quality); mpie refines such a start about as fast as a
+    # flat one, so there the flat rival's passes cost more than they save.
+    flat_check_passes: int | None = None
 
     def __post_init__(self) -> None:
         counts = {"passes": self.passes, "flat_check_passes": self.flat_check_passes,
                   "probe_start_pass": self.probe_start_pass, "margin": self.margin}
         for name, value in counts.items():
-            if value < 0:
+            if value is not None and value < 0:
                 raise ValueError(f"refinement {name} must be 0 or more, got {value}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"refinement batch size must be at least 1, got {self.batch_size}")
@@ -114,15 +119,20 @@ class RefineOptions:
             raise ValueError(f"final_lr_fraction must be in (0, 1], got {self.final_lr_fraction}")
 
     def for_scan(self, scan: Scan) -> RefineOptions:
-        """These options with ``auto`` resolved for ``scan``: mpie from MPIE_MIN_COUNTS mean counts
-        per pattern with the amplitude loss, Adam otherwise."""
-        if self.optimizer is not RefineOptimizer.auto:
-            return self
-        counts = mean_total_counts(scan.diffraction)
-        mpie = counts >= MPIE_MIN_COUNTS and self.loss is RefineLoss.amplitude
-        chosen = RefineOptimizer.mpie if mpie else RefineOptimizer.adam
-        log.info("refinement: %s steps (%.3g mean counts per pattern, %s loss)", chosen.value, counts, self.loss.value)
-        return replace(self, optimizer=chosen)
+        """These options with the defaults that depend on the scan resolved: ``auto`` becomes
+        mpie from MPIE_MIN_COUNTS mean counts per pattern with the amplitude loss and Adam
+        otherwise, and an unset ``flat_check_passes`` follows the optimiser."""
+        optimizer = self.optimizer
+        if optimizer is RefineOptimizer.auto:
+            counts = mean_total_counts(scan.diffraction)
+            mpie = counts >= MPIE_MIN_COUNTS and self.loss is RefineLoss.amplitude
+            optimizer = RefineOptimizer.mpie if mpie else RefineOptimizer.adam
+            log.info("refinement: %s steps (%.3g mean counts per pattern, %s loss)",
+                     optimizer.value, counts, self.loss.value)
+        check = self.flat_check_passes
+        if check is None:
+            check = ADAM_FLAT_CHECK_PASSES if optimizer is RefineOptimizer.adam else 0
+        return replace(self, optimizer=optimizer, flat_check_passes=check)
 
     @property
     def step_size(self) -> float:

@@ -151,8 +151,8 @@ def warn_if_twin_symmetric(probe: np.ndarray) -> bool:
     log.warning("the probe is real and centro-symmetric (twin asymmetry %.2g): an object patch and its "
                 "twin (conjugated, point-reflected) give the same diffraction, so the network cannot tell "
                 "them apart and its reconstruction may mix the two. Refine its output (infer "
-                "--refine-steps K, whose start check falls back to a flat start when that fits the data "
-                "better) or reconstruct iteratively (refine --init flat).", asymmetry)
+                "--refine-steps K; --flat-check K refines a flat start alongside for K passes and keeps "
+                "whichever fits the data better) or reconstruct iteratively (refine --init flat).", asymmetry)
     return True
 
 
