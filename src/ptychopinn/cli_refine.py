@@ -114,8 +114,9 @@ def add_refine_command(commands, common, formatter) -> None:
         parents=[common],
         help="physics-based refinement of an object (or an iterative reconstruction from flat)",
         description="Minimise the data loss over the object canvas on minibatches of scan "
-        "positions (PIE-style steps with momentum, or Adam at low dose), with a cosine-decaying step. --init flat is an iterative solver in its own "
-        "right; --init RECON.npz polishes a network reconstruction. Writes R/reconstruction.npz, "
+        "positions (PIE-style steps with momentum, or Adam at low dose), with a cosine-decaying "
+        "step. --init flat is an iterative solver in its own right; --init RECON.npz polishes a "
+        "network reconstruction. Writes R/reconstruction.npz, "
         "R/amplitude.png, R/phase.png, R/refinement_loss.png (and metrics.json, comparison.png "
         "when the scan has objectGuess).",
         formatter_class=formatter,

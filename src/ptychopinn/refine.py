@@ -8,8 +8,8 @@ by the batch's illumination, as ePIE does for one position, with heavy-ball mome
 mPIE), which needs fewer passes and ends higher at moderate and high dose but needs more passes at
 low dose; the default picks between them by the scan's counts per pattern.
 Started from a flat object it is an iterative reconstruction in its own right (the baseline);
-started from the network's output it needs fewer passes where the network is good, and a flat
-rival for the first passes guards against a start that is worse than none
+started from the network's output it needs fewer passes where the network is good, and under
+Adam a flat rival for the first passes guards against a start that is worse than none
 (``RefineOptions.flat_check_passes``).
 """
 
@@ -40,9 +40,9 @@ class RefineOptimizer(str, Enum):
     # dose; but from a good start its small gradients are amplified into noise, which costs a
     # network start its lead (README, quality)
     adam = "adam"
-    # step = gradient / (batch illumination Σ|P|² + 0.1 · its maximum), with momentum: the
-    # amplitude loss's Gauss-Newton step, scaled as ePIE scales its update; it moves every pixel in
-    # proportion to the misfit it explains, so a good start is not scrambled by noise
+    # step = gradient / (batch illumination Σ|P|², floored at its average, + 0.1 · its maximum),
+    # with momentum: the amplitude loss's Gauss-Newton step, scaled as ePIE scales its update; it
+    # moves every pixel in proportion to the misfit it explains, so a good start is not scrambled
     mpie = "mpie"
     # mpie from MPIE_MIN_COUNTS counts per pattern up with the amplitude loss, Adam otherwise
     auto = "auto"
