@@ -1,12 +1,14 @@
 """Refinement's two optimisers against the dose: which one to use at how many counts per pattern.
 
-    python benchmarks/refine_dose.py [--photons 1e4 3e4 1e5 3e5 1e6 1e7] [--passes 20] [--seed 1]
+    python benchmarks/refine_dose.py [--photons 1e4 3e4 1e5 3e5 1e6 1e7] [--passes 20] [--seed 1] [--n 64]
 
 Flat-start refinement of the quality benchmark's eight scans (objects grf, lines, image, star;
 probes disk and defocused; 160² objects, N = 64, step 5) simulated at each dose, once with Adam and
 once with mpie, otherwise default options. Records phase SSIM after every pass, the passes to phase
 SSIM 0.9 and the final phase SSIM; the seed (1) is not the one the optimisers' settings were chosen
-on (0).
+on (0). ``--n`` scales the pattern size with the object and the step (N = 128: 320² objects, step
+10, the same overlap), to see whether the threshold carries over in counts per pattern; its results
+are written as refine_dose_n<N>_*.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from ptychopinn.refine import RefineOptimizer  # noqa: E402
 OPTIMIZERS = (RefineOptimizer.adam.value, RefineOptimizer.mpie.value)
 
 
-def run_case(obj: str, probe: str, photons: float, passes: int, seed: int) -> dict:
-    scan = simulate(obj, size=160, n=64, step=5.0, photons=photons, probe=probe, seed=seed)
+def run_case(obj: str, probe: str, photons: float, passes: int, seed: int, n: int = 64) -> dict:
+    scale = n / 64
+    scan = simulate(obj, size=round(160 * scale), n=n, step=5.0 * scale, photons=photons, probe=probe, seed=seed)
     row = {"object": obj, "probe": probe, "photons": photons,
            "mean_counts_per_pattern": round(mean_total_counts(scan.diffraction))}
     for optimizer in OPTIMIZERS:
@@ -77,18 +80,20 @@ def main() -> None:
     parser.add_argument("--photons", nargs="+", type=float, default=[1e4, 3e4, 1e5, 3e5, 1e6, 1e7])
     parser.add_argument("--passes", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--n", type=int, default=64, help="pattern size; object and step scale with it")
     args = parser.parse_args()
     rows = []
     for obj in args.objects:
         for probe in args.probes:
             for photons in args.photons:
-                rows.append(run_case(obj, probe, photons, args.passes, args.seed))
+                rows.append(run_case(obj, probe, photons, args.passes, args.seed, args.n))
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
-    payload = {"passes": args.passes, "seed": args.seed, "cases": rows,
+    payload = {"passes": args.passes, "seed": args.seed, "n": args.n, "cases": rows,
                "command": "python benchmarks/refine_dose.py " + " ".join(sys.argv[1:])}
-    markdown = (f"# flat-start refinement, Adam against mpie, by dose ({args.passes} passes, seed {args.seed})\n\n"
+    markdown = (f"# flat-start refinement, Adam against mpie, by dose (N = {args.n}, {args.passes} passes, "
+                f"seed {args.seed})\n\n"
                 + summary(rows) + "\n\n" + table(rows))
-    json_path, md_path = write_results("refine_dose", payload, markdown)
+    json_path, md_path = write_results("refine_dose" if args.n == 64 else f"refine_dose_n{args.n}", payload, markdown)
     print_json({k: v for k, v in payload.items() if k != "cases"})
     print(markdown)
     print(f"results: {json_path}, {md_path}")
