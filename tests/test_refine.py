@@ -144,6 +144,19 @@ def test_mpie_floors_the_batch_illumination_so_noisy_data_are_fitted(monkeypatch
     assert evaluate(floored, scan)["phase_ssim"] > evaluate(batch_only, scan)["phase_ssim"] + 0.05
 
 
+def test_a_refined_probe_carries_the_mpie_floor_with_its_energy(tiny_scan):
+    """Twice the probe's amplitude lights every pixel four times as much, the floor included:
+    a floor left at the starting probe's energy would step a brighter probe's object too far."""
+    options = RefineOptions(optimizer="mpie", refine_probe=True)
+    problem = _RefinementProblem(tiny_scan, None, options, torch.device("cpu"))
+    batch = torch.tensor([0, 7, 40])
+    before = problem._pie_illumination(batch)
+    assert bool((problem._batch_illumination(batch) < before).any())  # the floor is in play
+    with torch.no_grad():
+        problem.probe.mul_(2.0)
+    torch.testing.assert_close(problem._pie_illumination(batch), 4.0 * before, rtol=1e-5, atol=1e-6)
+
+
 def test_poisson_loss_is_an_option_and_converges_slower(tiny_scan):
     poisson = refine(tiny_scan, None, RefineOptions(passes=5, loss=RefineLoss.poisson))
     amplitude = refine(tiny_scan, None, RefineOptions(passes=5))

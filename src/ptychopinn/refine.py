@@ -305,10 +305,13 @@ class _RefinementProblem:
                              positions[:, 0] - n / 2 - self.origin_xy[0]], axis=1)
         self.top_left = torch.tensor(top_left, dtype=torch.float64, device=device)
         self._start(scan, init)
-        self.illumination = self._illumination(self.shape)
-        # Σ|P|² that a batch of B random positions lights on average is B × this
-        self.illumination_per_position = torch.tensor(
-            self.illumination / scan.n_patterns, dtype=torch.float32, device=device)
+        all_positions = torch.arange(scan.n_patterns, device=device)
+        footprint = sum(self._batch_illumination(chunk) for chunk in all_positions.split(256))
+        self.illumination = footprint.cpu().numpy()
+        # Σ|P|² that a batch of B random positions lights on average is B × this, for the
+        # starting probe's energy
+        self.illumination_per_position = footprint / scan.n_patterns
+        self.start_probe_energy = float(np.sum(np.abs(self.scaled_probe.astype(np.complex128)) ** 2))
 
     def _start(self, scan: Scan, init: Reconstruction | None) -> None:
         """The learnable canvas (and probe) from ``init`` or flat, with a fresh optimiser."""
@@ -368,17 +371,6 @@ class _RefinementProblem:
         import torch
 
         return torch.view_as_complex(tensor) if not tensor.is_complex() else tensor
-
-    def _illumination(self, shape):
-        """Σ|P|² footprint of every position on the canvas: where the data constrain the object."""
-        from ptychopinn.stitch import bilinear_splat
-
-        weights = np.abs(self.probe_numpy()) ** 2
-        total = np.zeros((shape[0] + 1, shape[1] + 1))
-        for top, left in self.top_left.cpu().numpy():
-            r, c = int(np.floor(top)), int(np.floor(left))
-            total[r : r + self.n + 1, c : c + self.n + 1] += bilinear_splat(weights, top - r, left - c)
-        return total[: shape[0], : shape[1]]
 
     def set_step_fraction(self, fraction: float, pass_index: int) -> None:
         """Scale Adam's steps to ``fraction`` of their full size (the schedule); the probe's steps
@@ -471,10 +463,15 @@ class _RefinementProblem:
         the batch drawn weights each batch's gradient differently, and where noise leaves a
         residual the steps settle away from the least-squares object (lines / defocused, 3e5
         photons: phase SSIM 0.887 after 30 passes instead of 0.964). The average alone
-        overshoots where a batch bunches up (it diverged)."""
+        overshoots where a batch bunches up (it diverged). A refined probe carries the floor
+        with its energy."""
         import torch
 
-        return torch.maximum(self._batch_illumination(batch), len(batch) * self.illumination_per_position)
+        floor = len(batch) * self.illumination_per_position
+        if self.options.refine_probe:
+            energy = float(torch.sum(self._complex(self.probe).detach().abs() ** 2))
+            floor = floor * (energy / self.start_probe_energy)
+        return torch.maximum(self._batch_illumination(batch), floor)
 
     def _batch_illumination(self, batch):
         """Σ|P|² of the batch's footprints on the canvas: the adjoint of the patch extraction
