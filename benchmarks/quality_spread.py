@@ -35,12 +35,27 @@ from ptychopinn.workflow import reconstruct  # noqa: E402
 
 def trained_network(scan, workdir: Path, seed: int, args):
     """(reconstruction, training seconds or None, inference seconds); with ``--reuse`` a model a
-    previous run left in ``workdir`` is loaded instead of trained again."""
-    if args.reuse and (workdir / "model.pinn").exists():
+    previous run left in ``workdir`` with the same epochs and seed is loaded instead of trained again."""
+    model = reusable_model(workdir / "model.pinn", seed, args) if args.reuse else None
+    if model is not None:
         start = time.perf_counter()
-        network = reconstruct(load_model(workdir / "model.pinn"), scan)
+        network = reconstruct(model, scan)
         return network, None, time.perf_counter() - start
     return network_run(scan, workdir, 2, args.epochs, {"training": {"seed": seed}, "data": {"seed": seed}})
+
+
+def reusable_model(path: Path, seed: int, args):
+    """The model at ``path`` if it was trained as this run would train it, else None."""
+    if not path.exists():
+        return None
+    model = load_model(path)
+    settings = model.settings
+    trained_as = (settings.training.epochs, settings.training.seed, settings.data.seed, settings.data.gridsize)
+    if trained_as != (args.epochs, seed, seed, 2):
+        print(f"{path}: trained with (epochs, seeds, gridsize) {trained_as}, not ({args.epochs}, {seed}, "
+              f"{seed}, 2); training again", flush=True)
+        return None
+    return model
 
 
 def run_case(obj: str, probe: str, seed: int, args) -> dict:
