@@ -308,10 +308,10 @@ class _RefinementProblem:
         all_positions = torch.arange(scan.n_patterns, device=device)
         footprint = sum(self._batch_illumination(chunk) for chunk in all_positions.split(256))
         self.illumination = footprint.cpu().numpy()
-        # Σ|P|² that a batch of B random positions lights on average is B × this, for the
+        # Σ|P|² that a batch of B random positions lights on average is B × this, at the
         # starting probe's energy
         self.illumination_per_position = footprint / scan.n_patterns
-        self.start_probe_energy = float(np.sum(np.abs(self.scaled_probe.astype(np.complex128)) ** 2))
+        self.start_probe_energy = self._probe_energy()
 
     def _start(self, scan: Scan, init: Reconstruction | None) -> None:
         """The learnable canvas (and probe) from ``init`` or flat, with a fresh optimiser."""
@@ -464,14 +464,15 @@ class _RefinementProblem:
         residual the steps settle away from the least-squares object (lines / defocused, 3e5
         photons: phase SSIM 0.887 after 30 passes instead of 0.964). The average alone
         overshoots where a batch bunches up (it diverged). A refined probe carries the floor
-        with its energy."""
+        with its energy (a fixed one's ratio is exactly 1)."""
         import torch
 
-        floor = len(batch) * self.illumination_per_position
-        if self.options.refine_probe:
-            energy = float(torch.sum(self._complex(self.probe).detach().abs() ** 2))
-            floor = floor * (energy / self.start_probe_energy)
+        floor = len(batch) * self.illumination_per_position * (self._probe_energy() / self.start_probe_energy)
         return torch.maximum(self._batch_illumination(batch), floor)
+
+    def _probe_energy(self):
+        """Σ|P|² of the current probe, a 0-d tensor on the device (no host sync per step)."""
+        return self._complex(self.probe).detach().abs().square().sum()
 
     def _batch_illumination(self, batch):
         """Σ|P|² of the batch's footprints on the canvas: the adjoint of the patch extraction
