@@ -50,7 +50,8 @@ class RefineOptimizer(str, Enum):
 
 # Mean counts per pattern from which ``auto`` refines with mpie. Over eight scans (N = 64, step 5,
 # flat start) mpie needed more passes to phase SSIM 0.9 than Adam on 4 of 8 at 1e4 and 3e4 counts,
-# and fewer on 4, 5, 6 of 8 at 1e5, 3e5, 1e6, ending as high or higher (benchmarks/refine_dose.py)
+# and fewer on 4, 5, 6 of 8 at 1e5, 3e5, 1e6, ending as high or higher (benchmarks/refine_dose.py);
+# at N = 128 (four scans, `--n 128`) the crossover lay at the same counts per pattern, not per pixel
 MPIE_MIN_COUNTS = 5e4
 
 # Passes of the flat rival that checks a given start under Adam (RefineOptions.flat_check_passes)
