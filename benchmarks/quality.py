@@ -1,7 +1,7 @@
 """Reconstruction quality against wall time, on scans, objects and probes of several kinds.
 
     python benchmarks/quality.py [--objects grf lines image star] [--probes disk defocused]
-                                 [--epochs 8] [--passes 30] [--size 160]
+                                 [--epochs 24] [--passes 30] [--size 160]
 
 For every object × probe case (1e6 photons, ~75 % linear overlap, N = 64) it records phase SSIM,
 phase PSNR and amplitude SSIM (SPEC §8) of:
@@ -226,7 +226,7 @@ def add_case_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark cases and budgets (shared with quality_spread.py)."""
     parser.add_argument("--objects", nargs="+", default=["grf", "lines", "image", "star"])
     parser.add_argument("--probes", nargs="+", default=["disk", "defocused"])
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=24)
     parser.add_argument("--passes", type=int, default=30)
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--step", type=float, default=5.0)
