@@ -4,8 +4,9 @@
                                         [--probes disk defocused] [--epochs 24] [--passes 30] [--reuse]
 
 One seed of quality.py cannot say whether a network start that saves one or two refinement passes
-over a flat start does so by chance: eight epochs of float32 training are chaotic, and a change
-as small as the convolutions' summation order moved that comparison on several cases. Here every
+over a flat start does so by chance: float32 training is chaotic, and a change as small as the
+convolutions' summation order moved that comparison on several cases (at 8 epochs; at 24 the star
+scans' networks still differed between two runs of the same seed). Here every
 seed draws a new scan (object texture, scan jitter, Poisson noise) and trains with a new seed;
 per case and seed it records the gridsize-2 network's phase SSIM and the refinement passes to
 phase SSIM 0.9 from it (with and without the default start check, whose flat rival's passes count
