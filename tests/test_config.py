@@ -11,12 +11,24 @@ from ptychopinn.config import HeadKind, LossKind, Settings, resolve_settings
 def test_defaults_follow_the_spec():
     s = Settings()
     assert (s.data.gridsize, s.data.neighbor_count, s.physics.probe_scale) == (2, 4, 4.0)
-    assert (s.training.batch_size, s.training.learning_rate, s.training.epochs) == (16, 1e-3, 50)
+    assert (s.training.batch_size, s.training.learning_rate, s.training.epochs) == (None, 1e-3, 50)
     assert (s.training.lr_factor, s.training.lr_patience, s.training.min_lr) == (0.5, 2, 1e-4)
     assert s.training.validation_fraction == 0.05
     assert s.training.loss == {LossKind.poisson: 1.0}
     assert s.model.head is HeadKind.full and s.inference.stitch_crop == 20
     assert s.object_big is True
+
+
+@pytest.mark.parametrize("n_train_groups,expected", [
+    (5000, 16), (1024, 16), (1023, 8), (913, 8), (512, 8), (511, 4), (343, 4), (20, 4),
+])
+def test_auto_batch_size_keeps_64_steps_per_epoch_down_to_batches_of_4(n_train_groups, expected):
+    assert Settings().training.resolved_batch_size(n_train_groups) == expected
+
+
+def test_an_explicit_batch_size_is_kept_whatever_the_scan():
+    training = resolve_settings(overrides={"training": {"batch_size": 32}}).training
+    assert training.resolved_batch_size(50) == 32 and training.resolved_batch_size(10_000) == 32
 
 
 def test_object_big_follows_gridsize_unless_explicit():

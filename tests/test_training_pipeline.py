@@ -71,6 +71,17 @@ def test_the_curriculum_trains_single_patterns_first_and_the_groups_start_from_t
     assert _train_losses(summary.output_dir / "metrics.csv")[0] < _train_losses(scratch.output_dir / "metrics.csv")[0]
 
 
+def test_the_auto_batch_size_is_resolved_for_the_scan_and_recorded(tiny_scan, tmp_path):
+    settings = tiny_settings(gridsize=1, training={"epochs": 1, "batch_size": None})
+    summary = train_with_summary(tiny_scan, tmp_path / "auto", settings)
+    n_train = len(split_groups(tiny_scan.n_patterns, 0.05, 0)[0])
+    assert 64 <= n_train < 4 * 64  # too few groups for 64 steps at 8: batches of 4
+    assert summary.model.settings.training.batch_size == 4
+    assert resolve_settings(tmp_path / "auto" / "config.yaml").training.batch_size == 4
+    rows = [r for r in csv.DictReader(open(tmp_path / "auto" / "metrics.csv")) if r.get("train_loss")]
+    assert int(rows[0]["step"]) + 1 == -(-n_train // 4)  # optimiser steps in the epoch
+
+
 def test_a_run_directory_loads_its_model(trained):
     from_directory = load_model(trained.output_dir)
     assert from_directory.source == trained.model_path

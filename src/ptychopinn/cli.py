@@ -152,7 +152,8 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
     flag("--curriculum", dest="curriculum_fraction", type=float, default=None,
          help="when gridsize > 1 (per-pattern encoding), first train this fraction of --epochs "
          "at gridsize 1, in addition to the --epochs; 0 = none [0.5]")
-    flag("--batch-size", "--batch_size", dest="batch_size", type=int, default=None, help="groups per batch [16]")
+    flag("--batch-size", "--batch_size", dest="batch_size", type=int, default=None,
+         help="groups per batch [auto: 16, or 8 or 4 where 16 leaves an epoch fewer than 64 steps]")
     flag("--lr", type=float, default=None, help="Adam learning rate [1e-3]")
     flag("--loss", "--torch-loss-mode", dest="loss", default=None,
          help="poisson | mae | mse, or a weighted sum such as poisson=1,mae=0.1 [poisson]")

@@ -102,9 +102,17 @@ class ModelConfig(StrictModel):
     amplitude_activation: AmplitudeActivation = AmplitudeActivation.scaled_sigmoid
 
 
+AUTO_BATCH_SIZES = (16, 8, 4)
+MIN_STEPS_PER_EPOCH = 64
+
+
 class TrainingConfig(StrictModel):
     epochs: int = Field(50, ge=1)
-    batch_size: int = Field(16, ge=1)
+    batch_size: int | None = Field(
+        None, ge=1,
+        description="groups per batch; None = auto: 16, or 8 or 4 where the scan has too few training "
+        f"groups for {MIN_STEPS_PER_EPOCH} optimiser steps per epoch at 16",
+    )
     learning_rate: float = Field(1e-3, gt=0)
     loss: dict[LossKind, float] = Field(
         default_factory=lambda: {LossKind.poisson: 1.0},
@@ -137,6 +145,15 @@ class TrainingConfig(StrictModel):
         if not value or any(w < 0 for w in value.values()) or not any(w > 0 for w in value.values()):
             raise ValueError("loss needs at least one term with a positive weight, none negative")
         return value
+
+    def resolved_batch_size(self, n_train_groups: int) -> int:
+        """``batch_size``, or the auto choice: the largest of AUTO_BATCH_SIZES that still gives
+        MIN_STEPS_PER_EPOCH optimiser steps per epoch (the smallest where none does). On small scans
+        the number of steps, not of epochs, limits learning (README, reconstruction quality)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        fitting = [b for b in AUTO_BATCH_SIZES if n_train_groups / b >= MIN_STEPS_PER_EPOCH]
+        return fitting[0] if fitting else AUTO_BATCH_SIZES[-1]
 
     def curriculum_epochs(self, gridsize: int, per_pattern: bool) -> int:
         """Epochs of the gridsize-1 stage that precedes the ``epochs`` at ``gridsize``."""

@@ -19,7 +19,7 @@ import numpy as np
 from ptychopinn.architecture import canvas_size_for
 from ptychopinn.config import Backend, GroupEncoding, Settings, StitchWeighting, resolve_settings
 from ptychopinn.data import Scan, load_scan
-from ptychopinn.grouped import GroupedScan
+from ptychopinn.grouped import GroupedScan, split_groups
 from ptychopinn.model_store import (
     MODEL_FILE,
     ModelGeometry,
@@ -121,6 +121,7 @@ def train_with_summary(
     if resume and settings.backend is not Backend.torch:
         raise ValueError("--resume continues a Lightning checkpoint: it needs --backend torch")
     scan = _as_scan(scan, settings.data.intensity)
+    settings = _with_resolved_batch_size(settings, scan)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     settings.save(output_dir / "config.yaml")
@@ -140,6 +141,18 @@ def train_with_summary(
         plot_training_curves(result.metrics_csv, output_dir / "training_curves.png")
     return TrainingSummary(draft, model_path, output_dir, first_epochs + result.epochs_run, result.device,
                            first_epochs)
+
+
+def _with_resolved_batch_size(settings: Settings, scan: Scan) -> Settings:
+    """``settings`` with the auto batch size fixed for this scan, so that config.yaml and the
+    bundle record the number trained with (the curriculum stage has as many groups)."""
+    if settings.training.batch_size is not None:
+        return settings
+    n_groups = settings.data.n_groups or scan.n_patterns
+    train_idx, _ = split_groups(n_groups, settings.training.validation_fraction, settings.training.seed)
+    settings = settings.model_copy(deep=True)
+    settings.training.batch_size = settings.training.resolved_batch_size(len(train_idx))
+    return settings
 
 
 def warn_if_twin_symmetric(probe: np.ndarray) -> bool:

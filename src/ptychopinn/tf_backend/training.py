@@ -113,8 +113,9 @@ def train_tf(
             optimizer=classes.TorchAdam(learning_rate=config.learning_rate, epsilon=ADAM_EPSILON),
             jit_compile=jit and not batch_observers, run_eagerly=bool(batch_observers),
         )
-        train_data = classes.GroupBatches(grouped, train_idx, config.batch_size, True, config.seed)
-        val_data = (classes.GroupBatches(grouped, val_idx, config.batch_size, False, config.seed)
+        batch_size = config.resolved_batch_size(len(train_idx))
+        train_data = classes.GroupBatches(grouped, train_idx, batch_size, True, config.seed)
+        val_data = (classes.GroupBatches(grouped, val_idx, batch_size, False, config.seed)
                     if len(val_idx) else None)
         callbacks = [
             classes.MetricsCSV(metrics_csv, network),

@@ -79,9 +79,10 @@ def train_torch(
         network.load_state_dict({k: torch.as_tensor(v) for k, v in initial_weights.items()})
     module = PINNModule(network, scales.photon_scale, config, monitor=monitor)
     module.batch_observers.extend(batch_observers or ())
-    train_loader = make_loader(GroupDataset(grouped, train_idx), config.batch_size, True, config.seed)
+    batch_size = config.resolved_batch_size(len(train_idx))
+    train_loader = make_loader(GroupDataset(grouped, train_idx), batch_size, True, config.seed)
     val_loader = (
-        make_loader(GroupDataset(grouped, val_idx), config.batch_size, False, config.seed)
+        make_loader(GroupDataset(grouped, val_idx), batch_size, False, config.seed)
         if len(val_idx) else None
     )
     trainer = build_trainer(settings, output_dir, monitor, quiet)
