@@ -13,7 +13,7 @@ DEMO_SCAN = {"size": 160, "n": 64, "step": 5.0, "photons": 1e6, "object": "lines
 DEMO_EPOCHS = 8
 DEMO_REFINE_PASSES = 10
 # Batches of 16 where the auto batch size would pick 4 on this 361-pattern scan: 4 learns more per
-# epoch but takes about 1.5x as long, and the demo's time budget matters more here.
+# epoch but trains 1.3-1.5x as long (README, reconstruction quality), and the demo keeps its budget.
 DEMO_SETTINGS = {
     "model": {"n_filters_scale": 1},
     "training": {"batch_size": 16},
