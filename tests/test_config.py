@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from ptychopinn.config import HeadKind, LossKind, Settings, resolve_settings
+from ptychopinn.config import HeadKind, LossKind, Settings, TrainingConfig, resolve_settings
 
 
 def test_defaults_follow_the_spec():
@@ -29,6 +29,23 @@ def test_auto_batch_size_keeps_64_steps_per_epoch_down_to_batches_of_4(n_train_g
 def test_an_explicit_batch_size_is_kept_whatever_the_scan():
     training = resolve_settings(overrides={"training": {"batch_size": 32}}).training
     assert training.resolved_batch_size(50) == 32 and training.resolved_batch_size(10_000) == 32
+
+
+def test_the_final_decay_steps_geometrically_to_min_lr_over_the_last_quarter():
+    training = TrainingConfig(epochs=24)  # defaults: the last 6 epochs, down to 1e-4
+    assert training.final_decay_start() == 18
+    assert [training.decayed_learning_rate(e, 1e-3) for e in (0, 17)] == [None, None]
+    rates = [training.decayed_learning_rate(e, 1e-3) for e in range(18, 24)]
+    assert rates == pytest.approx([1e-3 * 0.1 ** (k / 6) for k in range(1, 7)])
+    assert training.decayed_learning_rate(23, 5e-5) == pytest.approx(5e-5)  # the plateau rule went lower
+    assert TrainingConfig(epochs=3).final_decay_start() == 3  # a quarter of 3 epochs is none
+    assert TrainingConfig(epochs=8, final_decay_fraction=0).decayed_learning_rate(7, 1e-3) is None
+
+
+def test_a_decay_without_a_floor_is_refused():
+    with pytest.raises(ValueError, match="min_lr above 0"):
+        TrainingConfig(min_lr=0)
+    assert TrainingConfig(min_lr=0, final_decay_fraction=0).min_lr == 0
 
 
 def test_object_big_follows_gridsize_unless_explicit():

@@ -82,6 +82,14 @@ def test_the_auto_batch_size_is_resolved_for_the_scan_and_recorded(tiny_scan, tm
     assert int(rows[0]["step"]) + 1 == -(-n_train // 4)  # optimiser steps in the epoch
 
 
+def test_the_final_decay_takes_the_learning_rate_down_to_min_lr(tiny_scan, tmp_path):
+    """Three epochs, the last two in the decay: 1e-3, then geometric steps to min_lr 1e-4."""
+    settings = tiny_settings(gridsize=1, training={"epochs": 3, "final_decay_fraction": 0.7})
+    train_with_summary(tiny_scan, tmp_path / "decay", settings)
+    rates = [float(r["lr-Adam"]) for r in csv.DictReader(open(tmp_path / "decay" / "metrics.csv")) if r.get("lr-Adam")]
+    assert rates == pytest.approx([1e-3, 1e-3 * 0.1**0.5, 1e-4])
+
+
 def test_a_run_directory_loads_its_model(trained):
     from_directory = load_model(trained.output_dir)
     assert from_directory.source == trained.model_path

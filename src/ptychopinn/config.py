@@ -7,6 +7,7 @@ beats these defaults (:func:`resolve_settings`). Defaults follow SPEC §3–§7.
 from __future__ import annotations
 
 import json
+import math
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,12 @@ class TrainingConfig(StrictModel):
     lr_patience: int = Field(2, ge=1)
     lr_factor: float = Field(0.5, gt=0, lt=1)
     min_lr: float = Field(1e-4, ge=0)
+    final_decay_fraction: float = Field(
+        0.25, ge=0, lt=1,
+        description="over this last fraction of the epochs the learning rate falls geometrically from "
+        "where the plateau rule left it to min_lr; 0 = none (the plateau rule alone rarely fires on the "
+        "noisy validation loss of small batches, and the network then ends at its full rate)",
+    )
     curriculum_fraction: float = Field(
         0.5, ge=0, le=4,
         description="when gridsize > 1 with per-pattern encoding (the network is the same), train "
@@ -133,6 +140,13 @@ class TrainingConfig(StrictModel):
     devices: int | str = 1
     precision: str = "32-true"
     deterministic: bool = False
+
+    @model_validator(mode="after")
+    def _decay_has_a_floor(self) -> TrainingConfig:
+        if self.final_decay_fraction > 0 and self.min_lr <= 0:
+            raise ValueError("the final learning-rate decay ends at min_lr: set min_lr above 0, "
+                             "or final_decay_fraction to 0")
+        return self
 
     @field_validator("loss", mode="before")
     @classmethod
@@ -154,6 +168,21 @@ class TrainingConfig(StrictModel):
             return self.batch_size
         fitting = [b for b in AUTO_BATCH_SIZES if n_train_groups / b >= MIN_STEPS_PER_EPOCH]
         return fitting[0] if fitting else AUTO_BATCH_SIZES[-1]
+
+    def final_decay_start(self) -> int:
+        """The first epoch (0-based) of the final decay; ``epochs`` when there is none."""
+        return self.epochs - math.floor(self.final_decay_fraction * self.epochs)
+
+    def decayed_learning_rate(self, epoch: int, rate_at_decay_start: float) -> float | None:
+        """The learning rate of ``epoch`` in the final decay, or None before it: geometric steps
+        from ``rate_at_decay_start`` that reach ``min_lr`` (or stay, if the rate is already
+        lower) in the last epoch. Both backends set it at the start of each epoch."""
+        start = self.final_decay_start()
+        if epoch < start:
+            return None
+        floor = min(self.min_lr, rate_at_decay_start)
+        progress = (epoch - start + 1) / (self.epochs - start)
+        return rate_at_decay_start * (floor / rate_at_decay_start) ** progress
 
     def curriculum_epochs(self, gridsize: int, per_pattern: bool) -> int:
         """Epochs of the gridsize-1 stage that precedes the ``epochs`` at ``gridsize``."""

@@ -9,7 +9,8 @@ Equal to the torch backend by construction wherever that is possible:
 * Adam with torch's update rule (:class:`TorchAdam` below: lr, β = (0.9, 0.999), ε = 1e-8
   added to the bias-corrected √v̂; Keras's own Adam adds ε to √v, which moves parameters whose
   gradients are ~ε — e.g. the phase-head bias, whose gradient is almost zero — differently);
-* reduce-on-plateau with torch's rule (:class:`ReduceLROnPlateau` below), early stopping
+* reduce-on-plateau with torch's rule (:class:`ReduceLROnPlateau` below), the same final decay
+  (``TrainingConfig.decayed_learning_rate``, set at each epoch's start), early stopping
   (``keras.callbacks.EarlyStopping``, improvement = strictly lower, as Lightning's), and the
   weights of the best epoch restored at the end (Lightning restores its best checkpoint);
 * initial weights drawn from torch's distributions (U(±1/√fan_in)), or given.
@@ -118,6 +119,7 @@ def train_tf(
         val_data = (classes.GroupBatches(grouped, val_idx, batch_size, False, config.seed)
                     if len(val_idx) else None)
         callbacks = [
+            classes.FinalDecay(config),  # before MetricsCSV, which records the rate the epoch uses
             classes.MetricsCSV(metrics_csv, network),
             classes.ReduceLROnPlateau(monitor, config.lr_factor, config.lr_patience, config.min_lr),
             keras.callbacks.EarlyStopping(monitor=monitor, patience=config.early_stopping_patience,
@@ -137,6 +139,7 @@ def train_tf(
 @dataclass(frozen=True)
 class _TrainingClasses:
     GroupBatches: type
+    FinalDecay: type
     ReduceLROnPlateau: type
     MetricsCSV: type
     TorchAdam: type
@@ -169,6 +172,21 @@ def _keras_training_classes() -> _TrainingClasses:
             order = epoch_order(len(self.selection), self.epoch, self.seed, self.shuffle)
             chosen = self.selection[order[index * self.batch_size : (index + 1) * self.batch_size]]
             return self.grouped.diffraction(chosen), self.grouped.offsets(chosen)
+
+    class FinalDecay(keras.callbacks.Callback):
+        """The final learning-rate decay (``TrainingConfig.decayed_learning_rate``), set at the
+        start of each epoch as the torch backend's ``FinalDecay`` callback sets it."""
+
+        def __init__(self, config):
+            super().__init__()
+            self.config, self.rate_at_decay_start = config, None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch < self.config.final_decay_start():
+                return
+            if self.rate_at_decay_start is None:
+                self.rate_at_decay_start = float(np.asarray(self.model.optimizer.learning_rate))
+            self.model.optimizer.learning_rate = self.config.decayed_learning_rate(epoch, self.rate_at_decay_start)
 
     class ReduceLROnPlateau(keras.callbacks.Callback):
         """``torch.optim.lr_scheduler.ReduceLROnPlateau`` (mode min, relative threshold 1e-4,
@@ -262,4 +280,4 @@ def _keras_training_classes() -> _TrainingClasses:
         def get_config(self):
             return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
-    return _TrainingClasses(GroupBatches, ReduceLROnPlateau, MetricsCSV, TorchAdam)
+    return _TrainingClasses(GroupBatches, FinalDecay, ReduceLROnPlateau, MetricsCSV, TorchAdam)

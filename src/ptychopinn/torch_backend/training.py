@@ -9,12 +9,17 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    LearningRateMonitor,
+    ModelCheckpoint,
+)
 from lightning.pytorch.loggers import CSVLogger
 
 from ptychopinn._atomic import atomic_path
 from ptychopinn.architecture import Architecture
-from ptychopinn.config import Settings
+from ptychopinn.config import Settings, TrainingConfig
 from ptychopinn.grouped import GroupedScan, split_groups
 from ptychopinn.physics.scaling import ScaleContract
 from ptychopinn.torch_backend.data_module import GroupDataset, make_loader
@@ -36,6 +41,7 @@ class TorchTrainingResult:
 def build_trainer(settings: Settings, output_dir: Path, monitor: str, quiet: bool) -> pl.Trainer:
     config = settings.training
     callbacks = [
+        FinalDecay(config),  # before the monitor, which logs the rate the epoch uses
         EarlyStopping(monitor=monitor, patience=config.early_stopping_patience, mode="min"),
         ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor=monitor, mode="min",
                         save_last=True, save_top_k=1, filename="best-{epoch}"),
@@ -56,6 +62,31 @@ def build_trainer(settings: Settings, output_dir: Path, monitor: str, quiet: boo
         log_every_n_steps=1,
         default_root_dir=output_dir,
     )
+
+
+class FinalDecay(Callback):
+    """The final learning-rate decay (:meth:`TrainingConfig.decayed_learning_rate`), set at the
+    start of each epoch; in those epochs it overrides the plateau rule."""
+
+    def __init__(self, config: TrainingConfig):
+        self.config = config
+        self.rate_at_decay_start: float | None = None
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        epoch = trainer.current_epoch
+        if epoch < self.config.final_decay_start():
+            return
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                if self.rate_at_decay_start is None:
+                    self.rate_at_decay_start = float(group["lr"])
+                group["lr"] = self.config.decayed_learning_rate(epoch, self.rate_at_decay_start)
+
+    def state_dict(self) -> dict:
+        return {"rate_at_decay_start": self.rate_at_decay_start}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.rate_at_decay_start = state_dict.get("rate_at_decay_start")
 
 
 def train_torch(
