@@ -1,7 +1,7 @@
 """Reconstruction quality against wall time, on scans, objects and probes of several kinds.
 
     python benchmarks/quality.py [--objects grf lines image star] [--probes disk defocused]
-                                 [--epochs 24] [--passes 30] [--size 160]
+                                 [--epochs 24] [--passes 30] [--size 160] [--workdir W] [--reuse]
 
 For every object × probe case (1e6 photons, ~75 % linear overlap, N = 64) it records phase SSIM,
 phase PSNR and amplitude SSIM (SPEC §8) of:
@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import RESULTS, print_json, write_results  # noqa: E402
 
+from ptychopinn.config import read_settings_file, resolve_settings  # noqa: E402
 from ptychopinn.evaluation import evaluate_against_truth, evaluate_and_plot  # noqa: E402
+from ptychopinn.model_store import MODEL_FILE, load_model  # noqa: E402
 from ptychopinn.physics.simulate import simulate  # noqa: E402
 from ptychopinn.refine import ADAM_FLAT_CHECK_PASSES, RefineOptions, data_fit, refine  # noqa: E402
 from ptychopinn.workflow import reconstruct, train_with_summary  # noqa: E402
@@ -37,18 +39,48 @@ PREDECESSOR = {"model": {"group_encoding": "joint", "head": "central", "input_mo
                          "amplitude_activation": "sigmoid"}}
 
 
-def network_run(scan, workdir: Path, gridsize: int, epochs: int, extra: dict | None = None):
+def network_run(scan, workdir: Path, gridsize: int, epochs: int, extra: dict | None = None, reuse: bool = False):
+    """(reconstruction, training seconds, inference seconds) of a network trained in ``workdir``;
+    with ``reuse``, a model a previous run left there trained with the same settings is loaded
+    instead (training seconds None)."""
     overrides = {"data": {"gridsize": gridsize}, "training": {"epochs": epochs},
                  "model": {"n_filters_scale": 1}}
     for section, values in (extra or {}).items():
         overrides.setdefault(section, {}).update(values)
+    model = reusable_model(workdir, overrides) if reuse else None
+    train_s = None
+    if model is None:
+        start = time.perf_counter()
+        model = train_with_summary(scan, workdir, overrides=overrides, quiet=True).model
+        train_s = time.perf_counter() - start
     start = time.perf_counter()
-    summary = train_with_summary(scan, workdir, overrides=overrides, quiet=True)
-    train_s = time.perf_counter() - start
-    start = time.perf_counter()
-    result = reconstruct(summary.model, scan)
+    result = reconstruct(model, scan)
     infer_s = time.perf_counter() - start
     return result, train_s, infer_s
+
+
+def reusable_model(workdir: Path, overrides: dict):
+    """The model a previous run left in ``workdir`` if its config.yaml records exactly the settings
+    ``overrides`` give (an automatic batch size matching whatever it resolved to), else None. The
+    recorded file, not the bundle's settings, is compared: loading fills settings added since the
+    model was trained with today's defaults, which would pass a model trained without them."""
+    if not (workdir / MODEL_FILE).exists() or not (workdir / "config.yaml").exists():
+        return None
+    wanted, trained = resolve_settings(None, overrides).to_plain(), read_settings_file(workdir / "config.yaml")
+    if wanted["training"]["batch_size"] is None:
+        trained.get("training", {})["batch_size"] = None
+    differing = [f"{section}.{key}" for section, values in wanted.items() if isinstance(values, dict)
+                 for key in values if values[key] != (trained.get(section) or {}).get(key, "unrecorded")]
+    differing += [key for key, value in wanted.items() if not isinstance(value, dict) and value != trained.get(key)]
+    if differing:
+        print(f"{workdir}: trained with other settings ({', '.join(differing)}); training again", flush=True)
+        return None
+    print(f"{workdir}: reusing its model", flush=True)
+    return load_model(workdir / MODEL_FILE)
+
+
+def training_seconds(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
 
 
 def scores(reconstruction, scan) -> dict:
@@ -104,12 +136,12 @@ def run_case(obj: str, probe: str, args, root: Path) -> dict:
     scan = simulate(obj, size=args.size, n=64, step=args.step, photons=1e6, probe=probe, seed=args.seed)
     case = {"object": obj, "probe": probe, "patterns": scan.n_patterns}
     workdir = root / f"{obj}_{probe}"
-    net1, t1, i1 = network_run(scan, workdir / "g1", 1, args.epochs)
-    net2, t2, i2 = network_run(scan, workdir / "g2", 2, args.epochs)
-    old, t3, i3 = network_run(scan, workdir / "g2_predecessor", 2, args.epochs, PREDECESSOR)
-    case["network_g1"] = {**scores(net1, scan), "train_s": round(t1, 1), "infer_s": round(i1, 2)}
-    case["network_g2"] = {**scores(net2, scan), "train_s": round(t2, 1), "infer_s": round(i2, 2)}
-    case["predecessor_g2"] = {**scores(old, scan), "train_s": round(t3, 1), "infer_s": round(i3, 2)}
+    net1, t1, i1 = network_run(scan, workdir / "g1", 1, args.epochs, reuse=args.reuse)
+    net2, t2, i2 = network_run(scan, workdir / "g2", 2, args.epochs, reuse=args.reuse)
+    old, t3, i3 = network_run(scan, workdir / "g2_predecessor", 2, args.epochs, PREDECESSOR, reuse=args.reuse)
+    case["network_g1"] = {**scores(net1, scan), "train_s": training_seconds(t1), "infer_s": round(i1, 2)}
+    case["network_g2"] = {**scores(net2, scan), "train_s": training_seconds(t2), "infer_s": round(i2, 2)}
+    case["predecessor_g2"] = {**scores(old, scan), "train_s": training_seconds(t3), "infer_s": round(i3, 2)}
     polished, curve_net, refine_net_s = refinement_curve(scan, net2, args.passes)
     _, curve_net1, refine_net1_s = refinement_curve(scan, net1, args.passes)
     checked, curve_checked, refine_checked_s = refinement_curve(scan, net2, args.passes,
@@ -230,6 +262,9 @@ def add_case_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--passes", type=int, default=30)
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--step", type=float, default=5.0)
+    parser.add_argument("--reuse", action="store_true",
+                        help="load the networks a previous run trained in --workdir with the same settings "
+                             "instead of training them again (their training seconds are then not recorded)")
 
 
 def main() -> None:

@@ -20,48 +20,28 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import add_optimizer_argument, print_json, results_name, write_results  # noqa: E402
-from quality import add_case_arguments, network_run, or_dash, passes_to, scored_refinement  # noqa: E402
+from quality import (  # noqa: E402
+    add_case_arguments,
+    network_run,
+    or_dash,
+    passes_to,
+    scored_refinement,
+    training_seconds,
+)
 
-from ptychopinn.model_store import load_model  # noqa: E402
 from ptychopinn.physics.simulate import simulate  # noqa: E402
 from ptychopinn.refine import ADAM_FLAT_CHECK_PASSES  # noqa: E402
-from ptychopinn.workflow import reconstruct  # noqa: E402
-
-
-def trained_network(scan, workdir: Path, seed: int, args):
-    """(reconstruction, training seconds or None, inference seconds); with ``--reuse`` a model a
-    previous run left in ``workdir`` with the same epochs and seed is loaded instead of trained again."""
-    model = reusable_model(workdir / "model.pinn", seed, args) if args.reuse else None
-    if model is not None:
-        start = time.perf_counter()
-        network = reconstruct(model, scan)
-        return network, None, time.perf_counter() - start
-    return network_run(scan, workdir, 2, args.epochs, {"training": {"seed": seed}, "data": {"seed": seed}})
-
-
-def reusable_model(path: Path, seed: int, args):
-    """The model at ``path`` if it was trained as this run would train it, else None."""
-    if not path.exists():
-        return None
-    model = load_model(path)
-    settings = model.settings
-    trained_as = (settings.training.epochs, settings.training.seed, settings.data.seed, settings.data.gridsize)
-    if trained_as != (args.epochs, seed, seed, 2):
-        print(f"{path}: trained with (epochs, seeds, gridsize) {trained_as}, not ({args.epochs}, {seed}, "
-              f"{seed}, 2); training again", flush=True)
-        return None
-    return model
 
 
 def run_case(obj: str, probe: str, seed: int, args) -> dict:
     scan = simulate(obj, size=args.size, n=64, step=args.step, photons=1e6, probe=probe, seed=seed)
-    network, train_s, infer_s = trained_network(scan, args.workdir / f"seed{seed}" / f"{obj}_{probe}", seed, args)
+    network, train_s, infer_s = network_run(scan, args.workdir / f"seed{seed}" / f"{obj}_{probe}", 2, args.epochs,
+                                            {"training": {"seed": seed}, "data": {"seed": seed}}, args.reuse)
     optimizer = args.refine_optimizer
     _, from_network = scored_refinement(scan, network, args.passes, optimizer=optimizer)
     _, from_flat = scored_refinement(scan, None, args.passes, optimizer=optimizer)
@@ -71,7 +51,7 @@ def run_case(obj: str, probe: str, seed: int, args) -> dict:
             "passes_checked": passes_to(checked), "checked_start": checked_run.start,
             "final_network": from_network[-1]["phase_ssim"], "final_flat": from_flat[-1]["phase_ssim"],
             "final_checked": checked[-1]["phase_ssim"],
-            "train_s": None if train_s is None else round(train_s, 1), "infer_s": round(infer_s, 2)}
+            "train_s": training_seconds(train_s), "infer_s": round(infer_s, 2)}
 
 
 OUTCOMES = ("win", "tie", "loss")
@@ -117,8 +97,6 @@ def main() -> None:
     add_case_arguments(parser)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ptychopinn_quality_spread"))
-    parser.add_argument("--reuse", action="store_true",
-                        help="load the networks a previous run trained in --workdir instead of training again")
     add_optimizer_argument(parser)
     args = parser.parse_args()
     runs = []
