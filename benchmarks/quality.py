@@ -64,19 +64,30 @@ def reusable_model(workdir: Path, overrides: dict):
     ``overrides`` give (an automatic batch size matching whatever it resolved to), else None. The
     recorded file, not the bundle's settings, is compared: loading fills settings added since the
     model was trained with today's defaults, which would pass a model trained without them."""
-    if not (workdir / MODEL_FILE).exists() or not (workdir / "config.yaml").exists():
+    config = workdir / "config.yaml"
+    if not (workdir / MODEL_FILE).exists() or not config.exists():
         return None
-    wanted, trained = resolve_settings(None, overrides).to_plain(), read_settings_file(workdir / "config.yaml")
-    if wanted["training"]["batch_size"] is None:
-        trained.get("training", {})["batch_size"] = None
-    differing = [f"{section}.{key}" for section, values in wanted.items() if isinstance(values, dict)
-                 for key in values if values[key] != (trained.get(section) or {}).get(key, "unrecorded")]
-    differing += [key for key, value in wanted.items() if not isinstance(value, dict) and value != trained.get(key)]
+    wanted = dotted(resolve_settings(None, overrides).to_plain())
+    recorded = dotted(read_settings_file(config))
+    if wanted["training.batch_size"] is None:
+        recorded["training.batch_size"] = None
+    differing = [key for key, value in wanted.items() if recorded.get(key, "unrecorded") != value]
     if differing:
         print(f"{workdir}: trained with other settings ({', '.join(differing)}); training again", flush=True)
         return None
     print(f"{workdir}: reusing its model", flush=True)
     return load_model(workdir / MODEL_FILE)
+
+
+def dotted(settings: dict, prefix: str = "") -> dict:
+    """Nested settings as {"section.key": value}."""
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            flat.update(dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def training_seconds(seconds: float | None) -> float | None:
