@@ -13,6 +13,7 @@ from ptychopinn.config import resolve_settings
 from ptychopinn.grouped import GroupedScan, split_groups
 from ptychopinn.model_store import load_model
 from ptychopinn.torch_backend.data_module import GroupDataset, make_loader
+from ptychopinn.torch_backend.device import resolve_device
 from ptychopinn.workflow import reconstruct, train_with_summary
 
 # the plain training path; the curriculum over gridsize has its own test
@@ -34,7 +35,8 @@ def trained(tiny_scan, tmp_path_factory):
 
 def test_training_writes_every_output(trained):
     out = trained.output_dir
-    assert trained.epochs_run == 2 and trained.device == "cpu"
+    assert trained.epochs_run == 2
+    assert torch.device(trained.device).type == resolve_device("auto").type  # the GPU where there is one
     assert (out / "model.pinn").is_file()
     assert resolve_settings(out / "config.yaml") == trained.model.settings
     rows = list(csv.DictReader(open(out / "metrics.csv")))
@@ -127,7 +129,7 @@ def test_bundle_with_wrong_architecture_is_refused(trained, tmp_path):
 
 
 def test_forward_parity_training_and_inference_paths(trained, tiny_scan):
-    """The batch the Lightning step sees and the batch inference streams give bitwise-equal patches."""
+    """The batch the Lightning step sees and the batch inference streams give the same patches."""
     model = trained.model
     grouped = GroupedScan.build(tiny_scan, model.settings.data)
     selection = np.arange(0, 12)
@@ -146,8 +148,10 @@ def test_forward_parity_training_and_inference_paths(trained, tiny_scan):
     with torch.no_grad():
         module.training_step((train_x, train_offsets), 0)
         inference = model.torch_module()(infer_x, infer_offsets)
-    assert torch.equal(captured["out"].object_patches, inference.object_patches)
-    assert torch.equal(captured["out"].amplitude, inference.amplitude)
+    # equal to float32 rounding: bitwise on 2 cores, not always on a 16-core machine (oneDNN
+    # may split a convolution's sums differently between calls)
+    for name in ("object_patches", "amplitude"):
+        torch.testing.assert_close(getattr(captured["out"], name), getattr(inference, name), rtol=1e-5, atol=1e-6)
 
 
 def test_batch_observers_run_on_rank_zero_only(trained, tiny_scan):
@@ -182,7 +186,8 @@ def test_reconstruction_is_in_object_coordinates(trained, tiny_scan, backend):
     assert rows.max() + oy == pytest.approx(centers[:, 1].max() + 10, abs=1.5)
     assert np.isfinite(result.object).all() and not result.object[~result.mask].any()
     same = reconstruct(trained.model, tiny_scan, batch_size=64, backend=backend.name)
-    np.testing.assert_allclose(same.object, result.object, atol=1e-5)  # batching does not matter
+    # batching does not matter (to 1e-5 on a CPU; cuDNN picks kernels by batch size: 2.4e-5 on an H100)
+    np.testing.assert_allclose(same.object, result.object, atol=1e-4)
 
 
 def test_validation_split_is_seeded_and_disjoint():

@@ -76,7 +76,7 @@ def measure(model, scan, directory) -> dict:
     patches = []
     result, stats = debug_dump(
         model, scan, directory, stitch_crop=STITCH_CROP,
-        batch_observers=[lambda phase, i, batch, out: patches.append(out.object_patches.numpy())])
+        batch_observers=[lambda phase, i, batch, out: patches.append(out.object_patches.cpu().numpy())])
     predicted = np.concatenate(patches)
     grouped = GroupedScan.build(scan, model.settings.data)
     members = scan.positions_xy[grouped.groups.indices.reshape(-1)]
