@@ -40,7 +40,7 @@ from ptychopinn.refine import ADAM_FLAT_CHECK_PASSES  # noqa: E402
 
 def run_case(obj: str, probe: str, seed: int, args) -> dict:
     scan = simulate(obj, size=args.size, n=64, step=args.step, photons=1e6, probe=probe, seed=seed)
-    network, train_s, infer_s = network_run(scan, args.workdir / f"seed{seed}" / f"{obj}_{probe}", 2, args.epochs,
+    network, train_s, infer_s, _ = network_run(scan, args.workdir / f"seed{seed}" / f"{obj}_{probe}", 2, args.epochs,
                                             {"training": {"seed": seed}, "data": {"seed": seed}}, args.reuse)
     optimizer = args.refine_optimizer
     _, from_network = scored_refinement(scan, network, args.passes, optimizer=optimizer)

@@ -26,7 +26,7 @@ from _common import print_json, timed, write_results  # noqa: E402
 
 from ptychopinn.architecture import canvas_size_for  # noqa: E402
 from ptychopinn.config import resolve_settings  # noqa: E402
-from ptychopinn.grouped import GroupedScan  # noqa: E402
+from ptychopinn.grouped import GroupedScan, split_groups  # noqa: E402
 from ptychopinn.model_store import ModelGeometry, TrainedModel, torch_weights  # noqa: E402
 from ptychopinn.physics import normalize_probe  # noqa: E402
 from ptychopinn.physics.simulate import simulate  # noqa: E402
@@ -57,7 +57,7 @@ def training_rate(model: TrainedModel, scan, steps: int, device, layout: str) ->
     network = model.torch_module(device).train()
     network.generator.use_memory_format(LAYOUTS[layout])
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
-    batch = settings.training.batch_size
+    batch = training_batch_size(settings, grouped)
     x = torch.from_numpy(grouped.diffraction(slice(0, batch))).to(device)
     offsets = torch.from_numpy(grouped.offsets(slice(0, batch))).to(device)
 
@@ -72,6 +72,12 @@ def training_rate(model: TrainedModel, scan, steps: int, device, layout: str) ->
 
     run(2)  # warm-up
     return steps * batch / timed(lambda: run(steps))
+
+
+def training_batch_size(settings, grouped: GroupedScan) -> int:
+    """The batch size training would use on this scan (the auto choice resolved on its training split)."""
+    train_idx, _ = split_groups(len(grouped), settings.training.validation_fraction, settings.training.seed)
+    return settings.training.resolved_batch_size(len(train_idx))
 
 
 def inference_rate(model: TrainedModel, scan, accelerator: str, layout: str) -> float:
@@ -121,6 +127,7 @@ def main() -> None:
             for layout in LAYOUTS:
                 rows.append({
                     "gridsize": gridsize, "n_filters_scale": scale, "layout": layout,
+                    "batch_size": training_batch_size(model.settings, GroupedScan.build(scan, model.settings.data)),
                     "train_groups_per_s": training_rate(model, scan, args.steps, device, layout),
                     "infer_patterns_per_s": inference_rate(model, scan, args.accelerator, layout),
                 })
@@ -129,10 +136,10 @@ def main() -> None:
                "command": "python benchmarks/train_infer.py " + " ".join(sys.argv[1:])}
     lines = [f"# train/infer speed ({device}, {scan.n_patterns} patterns of {args.n}²)", "",
              f"physics-only floor: {floor:,.0f} patterns/s", "",
-             "| gridsize | n_filters_scale | layout | train groups/s | infer patterns/s | floor / infer |",
-             "|---|---|---|---|---|---|"]
+             "| gridsize | n_filters_scale | layout | training batch | train groups/s | infer patterns/s | floor / infer |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['gridsize']} | {r['n_filters_scale']} | {r['layout']} | {r['train_groups_per_s']:.1f} | "
+        lines.append(f"| {r['gridsize']} | {r['n_filters_scale']} | {r['layout']} | {r['batch_size']} | {r['train_groups_per_s']:.1f} | "
                      f"{r['infer_patterns_per_s']:.1f} | {floor / r['infer_patterns_per_s']:.1f}× |")
     json_path, md_path = write_results("train_infer", payload, "\n".join(lines))
     print_json(payload)
