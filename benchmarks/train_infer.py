@@ -26,7 +26,7 @@ from _common import print_json, timed, write_results  # noqa: E402
 
 from ptychopinn.architecture import canvas_size_for  # noqa: E402
 from ptychopinn.config import resolve_settings  # noqa: E402
-from ptychopinn.grouped import GroupedScan, split_groups  # noqa: E402
+from ptychopinn.grouped import GroupedScan  # noqa: E402
 from ptychopinn.model_store import ModelGeometry, TrainedModel, torch_weights  # noqa: E402
 from ptychopinn.physics import normalize_probe  # noqa: E402
 from ptychopinn.physics.simulate import simulate  # noqa: E402
@@ -34,11 +34,12 @@ from ptychopinn.torch_backend.device import resolve_device  # noqa: E402
 from ptychopinn.torch_backend.losses import data_loss  # noqa: E402
 from ptychopinn.torch_backend.model import PtychoPINN  # noqa: E402
 from ptychopinn.torch_backend.ops import far_field_amplitude  # noqa: E402
-from ptychopinn.workflow import build_scales, reconstruct  # noqa: E402
+from ptychopinn.workflow import build_scales, reconstruct, with_resolved_batch_size  # noqa: E402
 
 
 def make_model(scan, gridsize: int, scale: int, device) -> TrainedModel:
-    settings = resolve_settings(None, {"data": {"gridsize": gridsize}, "model": {"n_filters_scale": scale}})
+    settings = with_resolved_batch_size(
+        resolve_settings(None, {"data": {"gridsize": gridsize}, "model": {"n_filters_scale": scale}}), scan)
     grouped = GroupedScan.build(scan, settings.data)
     geometry = ModelGeometry(scan.patch_size, canvas_size_for(scan.patch_size, grouped.max_offset))
     probe = normalize_probe(scan.probe)
@@ -57,7 +58,7 @@ def training_rate(model: TrainedModel, scan, steps: int, device, layout: str) ->
     network = model.torch_module(device).train()
     network.generator.use_memory_format(LAYOUTS[layout])
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
-    batch = training_batch_size(settings, grouped)
+    batch = settings.training.batch_size
     x = torch.from_numpy(grouped.diffraction(slice(0, batch))).to(device)
     offsets = torch.from_numpy(grouped.offsets(slice(0, batch))).to(device)
 
@@ -72,12 +73,6 @@ def training_rate(model: TrainedModel, scan, steps: int, device, layout: str) ->
 
     run(2)  # warm-up
     return steps * batch / timed(lambda: run(steps))
-
-
-def training_batch_size(settings, grouped: GroupedScan) -> int:
-    """The batch size training would use on this scan (the auto choice resolved on its training split)."""
-    train_idx, _ = split_groups(len(grouped), settings.training.validation_fraction, settings.training.seed)
-    return settings.training.resolved_batch_size(len(train_idx))
 
 
 def inference_rate(model: TrainedModel, scan, accelerator: str, layout: str) -> float:
@@ -127,7 +122,7 @@ def main() -> None:
             for layout in LAYOUTS:
                 rows.append({
                     "gridsize": gridsize, "n_filters_scale": scale, "layout": layout,
-                    "batch_size": training_batch_size(model.settings, GroupedScan.build(scan, model.settings.data)),
+                    "batch_size": model.settings.training.batch_size,
                     "train_groups_per_s": training_rate(model, scan, args.steps, device, layout),
                     "infer_patterns_per_s": inference_rate(model, scan, args.accelerator, layout),
                 })

@@ -121,7 +121,7 @@ def train_with_summary(
     if resume and settings.backend is not Backend.torch:
         raise ValueError("--resume continues a Lightning checkpoint: it needs --backend torch")
     scan = _as_scan(scan, settings.data.intensity)
-    settings = _with_resolved_batch_size(settings, scan)
+    settings = with_resolved_batch_size(settings, scan)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     settings.save(output_dir / "config.yaml")
@@ -143,7 +143,7 @@ def train_with_summary(
                            first_epochs)
 
 
-def _with_resolved_batch_size(settings: Settings, scan: Scan) -> Settings:
+def with_resolved_batch_size(settings: Settings, scan: Scan) -> Settings:
     """``settings`` with the auto batch size fixed for this scan, so that config.yaml and the
     bundle record the number trained with (the curriculum stage has as many groups)."""
     if settings.training.batch_size is not None:
