@@ -29,7 +29,7 @@ from _common import RESULTS, print_json, timed, write_results  # noqa: E402
 
 from ptychopinn.config import read_settings_file, resolve_settings  # noqa: E402
 from ptychopinn.evaluation import evaluate_against_truth, evaluate_and_plot  # noqa: E402
-from ptychopinn.model_store import MODEL_FILE, load_model  # noqa: E402
+from ptychopinn.model_store import MODEL_FILE, SETTINGS_FILE, load_model  # noqa: E402
 from ptychopinn.physics.simulate import simulate  # noqa: E402
 from ptychopinn.refine import ADAM_FLAT_CHECK_PASSES, RefineOptions, data_fit, refine  # noqa: E402
 from ptychopinn.workflow import reconstruct, train_with_summary  # noqa: E402
@@ -67,7 +67,7 @@ def reusable_model(workdir: Path, overrides: dict):
     ``overrides`` give (an automatic batch size matching whatever it resolved to), else None. The
     recorded file, not the bundle's settings, is compared: loading fills settings added since the
     model was trained with today's defaults, which would pass a model trained without them."""
-    config = workdir / "config.yaml"
+    config = workdir / SETTINGS_FILE
     if not (workdir / MODEL_FILE).exists() or not config.exists():
         return None
     wanted = dotted(resolve_settings(None, overrides).to_plain())

@@ -16,6 +16,7 @@ from ptychopinn.config import AmplitudeActivation, GroupEncoding, HeadKind, Inpu
 from ptychopinn.physics.scaling import ScaleContract
 
 MODEL_FILE = "model.pinn"  # the bundle's name inside a training run directory
+SETTINGS_FILE = "config.yaml"  # the resolved settings beside it (human-readable, reloadable)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from ptychopinn.data import Scan, load_scan
 from ptychopinn.grouped import GroupedScan, split_groups
 from ptychopinn.model_store import (
     MODEL_FILE,
+    SETTINGS_FILE,
     ModelGeometry,
     TrainedModel,
     load_model,
@@ -124,7 +125,7 @@ def train_with_summary(
     settings = with_resolved_batch_size(settings, scan)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    settings.save(output_dir / "config.yaml")
+    settings.save(output_dir / SETTINGS_FILE)
     warn_if_twin_symmetric(scan.probe)
     curriculum = _curriculum_epochs(settings)
     initial_weights, first_epochs = None, 0
@@ -296,6 +297,8 @@ def reconstruct(
         grouped.centers(slice(None)), model.patch_size,
         crop=stitch_crop or inference.stitch_crop,
         weighting=StitchWeighting(stitch_weighting or inference.stitch_weighting).value,
+        # at C > 1 too a group's global phase is free, but aligning the groups there helped trained
+        # networks a little and set an undertrained one (the demo's) far back (README, quality)
         probe=model.probe, align_phase=model.settings.data.channels == 1,
     )
     batches = list(grouped.batches(batch_size or inference.batch_size))
