@@ -39,13 +39,15 @@ PREDECESSOR = {"model": {"group_encoding": "joint", "head": "central", "input_mo
                          "amplitude_activation": "sigmoid"}}
 
 
-def network_run(scan, workdir: Path, gridsize: int, epochs: int, extra: dict | None = None, reuse: bool = False):
+def network_run(scan, workdir: Path, gridsize: int, epochs: int, extra: dict | None = None, reuse: bool = False,
+                timing_repeats: int = 3):
     """(reconstruction, training seconds, inference seconds, first inference's seconds) of a
     network trained in ``workdir``; with ``reuse``, a model a previous run left there trained with
     the same settings is loaded instead (training seconds None). Inference is timed as the best of
-    three calls after the first: a process's first call pays one-time costs (lazy initialisation;
-    2.76 s against 1.41 s on 2 CPU cores, 0.29 s against 0.10 s on an H100), which a session
-    reconstructing several scans pays once."""
+    ``timing_repeats`` calls after the first: a process's first call pays one-time costs (lazy
+    initialisation; 2.76 s against 1.41 s on 2 CPU cores, 0.29 s against 0.10 s on an H100), which
+    a session reconstructing several scans pays once. With ``timing_repeats`` 0 the first call's
+    time is all there is."""
     overrides = {"data": {"gridsize": gridsize}, "training": {"epochs": epochs},
                  "model": {"n_filters_scale": 1}}
     for section, values in (extra or {}).items():
@@ -59,7 +61,8 @@ def network_run(scan, workdir: Path, gridsize: int, epochs: int, extra: dict | N
     start = time.perf_counter()
     result = reconstruct(model, scan)
     first_s = time.perf_counter() - start
-    return result, train_s, timed(lambda: reconstruct(model, scan), repeats=3), first_s
+    warm_s = timed(lambda: reconstruct(model, scan), repeats=timing_repeats) if timing_repeats else first_s
+    return result, train_s, warm_s, first_s
 
 
 def reusable_model(workdir: Path, overrides: dict):
