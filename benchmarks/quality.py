@@ -1,7 +1,7 @@
 """Reconstruction quality against wall time, on scans, objects and probes of several kinds.
 
     python benchmarks/quality.py [--objects grf lines image star] [--probes disk defocused]
-                                 [--epochs 24] [--passes 30] [--size 160] [--workdir W] [--reuse]
+                                 [--epochs 50] [--passes 30] [--size 160] [--workdir W] [--reuse]
 
 For every object × probe case (1e6 photons, ~75 % linear overlap, N = 64) it records phase SSIM,
 phase PSNR and amplitude SSIM (SPEC §8) of:
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import RESULTS, print_json, timed, write_results  # noqa: E402
 
-from ptychopinn.config import read_settings_file, resolve_settings  # noqa: E402
+from ptychopinn.config import TrainingConfig, read_settings_file, resolve_settings  # noqa: E402
 from ptychopinn.evaluation import evaluate_against_truth, evaluate_and_plot  # noqa: E402
 from ptychopinn.model_store import MODEL_FILE, SETTINGS_FILE, load_model  # noqa: E402
 from ptychopinn.physics.simulate import simulate  # noqa: E402
@@ -276,7 +276,8 @@ def add_case_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark cases and budgets (shared with quality_spread.py)."""
     parser.add_argument("--objects", nargs="+", default=["grf", "lines", "image", "star"])
     parser.add_argument("--probes", nargs="+", default=["disk", "defocused"])
-    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--epochs", type=int, default=TrainingConfig().epochs,
+                        help="training epochs of every network (default: the tool's, %(default)s)")
     parser.add_argument("--passes", type=int, default=30)
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--step", type=float, default=5.0)

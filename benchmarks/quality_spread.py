@@ -1,7 +1,7 @@
 """Run-to-run spread of the network start's advantage: the core of benchmarks/quality.py, over seeds.
 
     python benchmarks/quality_spread.py [--seeds 0 1 2] [--objects grf lines image star] [--refine-optimizer adam]
-                                        [--probes disk defocused] [--epochs 24] [--passes 30] [--reuse]
+                                        [--probes disk defocused] [--epochs 50] [--passes 30] [--reuse]
 
 One seed of quality.py cannot say whether a network start that saves one or two refinement passes
 over a flat start does so by chance: float32 training is chaotic, and a change as small as the
