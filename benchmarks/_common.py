@@ -27,7 +27,7 @@ def machine_description() -> dict:
 
 
 def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
-    from ptychopinn._atomic import write_json_atomic, write_text_atomic
+    from ptychopinn.atomic import write_json_atomic, write_text_atomic
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -54,7 +54,7 @@ def print_json(payload: dict) -> None:
 
 def add_optimizer_argument(parser) -> None:
     """``--refine-optimizer`` of the refinement benchmarks."""
-    from ptychopinn.refine import RefineOptimizer, RefineOptions
+    from ptychopinn.reconstruction.refine import RefineOptimizer, RefineOptions
 
     parser.add_argument("--refine-optimizer", choices=[o.value for o in RefineOptimizer],
                         default=RefineOptions.optimizer.value,
@@ -65,6 +65,6 @@ def add_optimizer_argument(parser) -> None:
 def results_name(name: str, optimizer: str) -> str:
     """``name``, or ``name_<optimizer>`` for another optimiser than refinement's default, so a run
     with it does not overwrite the default's results."""
-    from ptychopinn.refine import RefineOptions
+    from ptychopinn.reconstruction.refine import RefineOptions
 
     return name if optimizer == RefineOptions.optimizer.value else f"{name}_{optimizer}"

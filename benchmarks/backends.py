@@ -11,8 +11,8 @@ floating-point arithmetic. Measured per backend:
   and graph tracing included), steady-state training groups/s (timed steps after warm-up), and
   the per-epoch losses (their relative difference is the training parity);
 - inference: patterns/s of ``reconstruct`` (warm, best of two);
-- quality: SPEC §8 metrics of each reconstruction against the true object;
-- forward parity of each trained model (``ptychopinn.parity.backend_parity``, 64 groups).
+- quality: docs/design/spec.md#evaluation metrics of each reconstruction against the true object;
+- forward parity of each trained model (``ptychopinn.diagnostics.parity.backend_parity``, 64 groups).
 
 Writes benchmarks/results/backends_{cpu,gpu}.{json,md}.
 """
@@ -30,22 +30,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from _common import print_json, timed, write_results  # noqa: E402
 
-from ptychopinn.architecture import canvas_size_for  # noqa: E402
+from ptychopinn.api import build_scales, evaluate, reconstruct  # noqa: E402
 from ptychopinn.config import resolve_settings  # noqa: E402
-from ptychopinn.grouped import GroupedScan  # noqa: E402
-from ptychopinn.model_store import ModelGeometry, TrainedModel, torch_weights  # noqa: E402
-from ptychopinn.parity import _epoch_metrics, backend_parity  # noqa: E402
+from ptychopinn.data.grouped import GroupedScan  # noqa: E402
+from ptychopinn.diagnostics.parity import _epoch_metrics, backend_parity  # noqa: E402
+from ptychopinn.model.architecture import canvas_size_for  # noqa: E402
+from ptychopinn.model.trained import ModelGeometry, TrainedModel, torch_weights  # noqa: E402
 from ptychopinn.physics import normalize_probe  # noqa: E402
-from ptychopinn.physics.simulate import simulate  # noqa: E402
-from ptychopinn.workflow import build_scales, evaluate, reconstruct  # noqa: E402
+from ptychopinn.simulation.simulate import simulate  # noqa: E402
 
 BACKENDS = ("torch", "tensorflow")
 
 
 def train_both(scan, settings, workdir: Path) -> dict:
-    from ptychopinn.tf_backend.training import train_tf
-    from ptychopinn.torch_backend.model import PtychoPINN
-    from ptychopinn.torch_backend.training import train_torch
+    from ptychopinn.backends.tensorflow.training import train_tf
+    from ptychopinn.backends.torch.model import PtychoPINN
+    from ptychopinn.backends.torch.training import train_torch
 
     grouped = GroupedScan.build(scan, settings.data)
     scales = build_scales(scan, settings)
@@ -81,7 +81,7 @@ def steady_training_rate(model: TrainedModel, scan, backend: str, steps: int) ->
     batch = settings.training.batch_size
     x, offsets = grouped.diffraction(slice(0, batch)), grouped.offsets(slice(0, batch))
     if backend == "torch":
-        from ptychopinn.torch_backend.losses import data_loss
+        from ptychopinn.backends.torch.losses import data_loss
 
         network = model.torch_module().train()
         optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)

@@ -4,7 +4,7 @@
                                  [--epochs 50] [--passes 30] [--size 160] [--workdir W] [--reuse]
 
 For every object × probe case (1e6 photons, ~75 % linear overlap, N = 64) it records phase SSIM,
-phase PSNR and amplitude SSIM (SPEC §8) of:
+phase PSNR and amplitude SSIM (docs/design/spec.md#evaluation) of:
 - the network alone at gridsize 1 and gridsize 2 (default architecture), and the
   predecessor-style gridsize-2 model (joint channels, central head, amplitude input) under the same budget;
 - network (gridsize 2, and gridsize 1) + refinement, pass by pass;
@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import RESULTS, print_json, timed, write_results  # noqa: E402
 
+from ptychopinn.api import reconstruct, train_with_summary  # noqa: E402
 from ptychopinn.config import TrainingConfig, read_settings_file, resolve_settings  # noqa: E402
-from ptychopinn.evaluation import evaluate_against_truth, evaluate_and_plot  # noqa: E402
-from ptychopinn.model_store import MODEL_FILE, SETTINGS_FILE, load_model  # noqa: E402
-from ptychopinn.physics.simulate import simulate  # noqa: E402
-from ptychopinn.refine import ADAM_FLAT_CHECK_PASSES, RefineOptions, data_fit, refine  # noqa: E402
-from ptychopinn.workflow import reconstruct, train_with_summary  # noqa: E402
+from ptychopinn.evaluation.truth import evaluate_against_truth, evaluate_and_plot  # noqa: E402
+from ptychopinn.model.trained import MODEL_FILE, SETTINGS_FILE, load_model  # noqa: E402
+from ptychopinn.reconstruction.refine import ADAM_FLAT_CHECK_PASSES, RefineOptions, data_fit, refine  # noqa: E402
+from ptychopinn.simulation.simulate import simulate  # noqa: E402
 
 SCORES = ("phase_ssim", "phase_psnr", "amplitude_ssim")
 PREDECESSOR = {"model": {"group_encoding": "joint", "head": "central", "input_mode": "amplitude",
@@ -101,7 +101,7 @@ def training_seconds(seconds: float | None) -> float | None:
 
 
 def scores(reconstruction, scan) -> dict:
-    """SPEC §8 scores against the truth, and the data misfit (in units of the Poisson floor) that
+    """docs/design/spec.md#evaluation scores against the truth, and the data misfit (in units of the Poisson floor) that
     a user without a reference sees."""
     metrics = evaluate_against_truth(reconstruction, scan)
     return {**{k: round(float(metrics[k]), 4) for k in SCORES},
@@ -185,7 +185,7 @@ def run_case(obj: str, probe: str, args, root: Path) -> dict:
 
 
 def plot_case(case: dict, network_infer_s: float, path: Path) -> None:
-    from ptychopinn._atomic import save_figure_atomic
+    from ptychopinn.atomic import save_figure_atomic
     from ptychopinn.plots import new_figure
 
     figure = new_figure(5.5, 3.8)
@@ -255,7 +255,7 @@ def plot_fit_vs_quality(points: list[tuple[float, float]], path: Path) -> float:
     """Scatter of phase SSIM against the reference-free data misfit; returns Spearman's ρ."""
     from scipy.stats import spearmanr
 
-    from ptychopinn._atomic import save_figure_atomic
+    from ptychopinn.atomic import save_figure_atomic
     from ptychopinn.plots import new_figure
 
     excess, ssim = (list(v) for v in zip(*points, strict=True))

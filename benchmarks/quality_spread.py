@@ -35,8 +35,8 @@ from quality import (  # noqa: E402
     training_seconds,
 )
 
-from ptychopinn.physics.simulate import simulate  # noqa: E402
-from ptychopinn.refine import ADAM_FLAT_CHECK_PASSES  # noqa: E402
+from ptychopinn.reconstruction.refine import ADAM_FLAT_CHECK_PASSES  # noqa: E402
+from ptychopinn.simulation.simulate import simulate  # noqa: E402
 
 
 def run_case(obj: str, probe: str, seed: int, args) -> dict:

@@ -23,8 +23,8 @@ from _common import print_json, write_results  # noqa: E402
 from quality import or_dash, passes_to, scored_refinement  # noqa: E402
 
 from ptychopinn.physics.scaling import mean_total_counts  # noqa: E402
-from ptychopinn.physics.simulate import simulate  # noqa: E402
-from ptychopinn.refine import RefineOptimizer  # noqa: E402
+from ptychopinn.reconstruction.refine import RefineOptimizer  # noqa: E402
+from ptychopinn.simulation.simulate import simulate  # noqa: E402
 
 OPTIMIZERS = (RefineOptimizer.adam.value, RefineOptimizer.mpie.value)
 

@@ -24,17 +24,17 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from _common import print_json, timed, write_results  # noqa: E402
 
-from ptychopinn.architecture import canvas_size_for  # noqa: E402
+from ptychopinn.api import build_scales, reconstruct, with_resolved_batch_size  # noqa: E402
+from ptychopinn.backends.torch.device import resolve_device  # noqa: E402
+from ptychopinn.backends.torch.losses import data_loss  # noqa: E402
+from ptychopinn.backends.torch.model import PtychoPINN  # noqa: E402
+from ptychopinn.backends.torch.ops import far_field_amplitude  # noqa: E402
 from ptychopinn.config import resolve_settings  # noqa: E402
-from ptychopinn.grouped import GroupedScan  # noqa: E402
-from ptychopinn.model_store import ModelGeometry, TrainedModel, torch_weights  # noqa: E402
+from ptychopinn.data.grouped import GroupedScan  # noqa: E402
+from ptychopinn.model.architecture import canvas_size_for  # noqa: E402
+from ptychopinn.model.trained import ModelGeometry, TrainedModel, torch_weights  # noqa: E402
 from ptychopinn.physics import normalize_probe  # noqa: E402
-from ptychopinn.physics.simulate import simulate  # noqa: E402
-from ptychopinn.torch_backend.device import resolve_device  # noqa: E402
-from ptychopinn.torch_backend.losses import data_loss  # noqa: E402
-from ptychopinn.torch_backend.model import PtychoPINN  # noqa: E402
-from ptychopinn.torch_backend.ops import far_field_amplitude  # noqa: E402
-from ptychopinn.workflow import build_scales, reconstruct, with_resolved_batch_size  # noqa: E402
+from ptychopinn.simulation.simulate import simulate  # noqa: E402
 
 
 def make_model(scan, gridsize: int, scale: int, device) -> TrainedModel:
@@ -78,7 +78,7 @@ def training_rate(model: TrainedModel, scan, steps: int, device, layout: str) ->
 def inference_rate(model: TrainedModel, scan, accelerator: str, layout: str) -> float:
     from unittest import mock
 
-    from ptychopinn.torch_backend.model import Generator
+    from ptychopinn.backends.torch.model import Generator
 
     with mock.patch.object(Generator, "default_memory_format", LAYOUTS[layout]):
         reconstruct(model, scan, accelerator=accelerator)  # warm-up
@@ -87,7 +87,7 @@ def inference_rate(model: TrainedModel, scan, accelerator: str, layout: str) -> 
 
 def physics_floor_rate(scan, device) -> float:
     """Forward model alone: extract patches from the true object, probe, far field."""
-    from ptychopinn.torch_backend.extract import extract_patches
+    from ptychopinn.backends.torch.extract import extract_patches
 
     obj = torch.tensor(scan.object, device=device)
     probe = torch.tensor(normalize_probe(scan.probe), device=device)

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn.architecture import Architecture
 from ptychopinn.config import HeadKind
+from ptychopinn.model.architecture import Architecture
 from ptychopinn.physics import make_probe, normalize_probe
 
 
@@ -53,7 +53,7 @@ class TorchBackend:
     def __init__(self):
         import torch
 
-        from ptychopinn.torch_backend import ops
+        from ptychopinn.backends.torch import ops
 
         self.torch, self.ops = torch, ops
 
@@ -84,7 +84,7 @@ class TorchBackend:
         return self.ops.crop_centre(self._t(x), n).numpy()
 
     def build(self, n=32, gridsize=2, head=HeadKind.full, object_big=None, scale=1, seed=0, **kw):
-        from ptychopinn.torch_backend.model import PtychoPINN
+        from ptychopinn.backends.torch.model import PtychoPINN
 
         self.torch.manual_seed(seed)
         arch = architecture(n, gridsize, head, object_big, scale, **kw)
@@ -118,7 +118,7 @@ class TorchModel:
         return None if mask is None else mask.numpy()
 
     def weights(self) -> dict[str, np.ndarray]:
-        from ptychopinn.model_store import torch_weights
+        from ptychopinn.model.trained import torch_weights
 
         return torch_weights(self.module)
 
@@ -127,8 +127,8 @@ class TensorFlowBackend:
     name = "tensorflow"
 
     def __init__(self):
-        from ptychopinn.tf_backend import ops
-        from ptychopinn.tf_backend.runtime import tensorflow
+        from ptychopinn.backends.tensorflow import ops
+        from ptychopinn.backends.tensorflow.runtime import tensorflow
 
         self.tf, self.ops = tensorflow(), ops
 
@@ -163,7 +163,7 @@ class TensorFlowBackend:
     def build(self, n=32, gridsize=2, head=HeadKind.full, object_big=None, scale=1, seed=0, **kw):
         import keras
 
-        from ptychopinn.tf_backend.model import build_network
+        from ptychopinn.backends.tensorflow.model import build_network
 
         keras.utils.set_random_seed(seed)
         arch = architecture(n, gridsize, head, object_big, scale, **kw)
@@ -179,7 +179,7 @@ class TensorFlowModel:
         return Output(out.amplitude, out.object_patches, out.group_object, out.raw_patches, out.canvas)
 
     def set_weight(self, name: str, value: float) -> None:
-        from ptychopinn.tf_backend.weights import load_canonical, to_canonical
+        from ptychopinn.backends.tensorflow.weights import load_canonical, to_canonical
 
         weights = to_canonical(self.network)
         weights[name] = np.full_like(weights[name], value)
@@ -195,12 +195,12 @@ class TensorFlowModel:
         return None if mask is None else mask.numpy()
 
     def weights(self) -> dict[str, np.ndarray]:
-        from ptychopinn.tf_backend.weights import to_canonical
+        from ptychopinn.backends.tensorflow.weights import to_canonical
 
         return to_canonical(self.network)
 
     def load(self, weights: dict[str, Any]) -> None:
-        from ptychopinn.tf_backend.weights import load_canonical
+        from ptychopinn.backends.tensorflow.weights import load_canonical
 
         load_canonical(self.network, weights)
 

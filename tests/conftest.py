@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ptychopinn.physics.simulate import simulate
+from ptychopinn.simulation.simulate import simulate
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from quality import reusable_model  # noqa: E402
 
-from ptychopinn.model_store import MODEL_FILE, SETTINGS_FILE  # noqa: E402
-from ptychopinn.workflow import train_with_summary  # noqa: E402
+from ptychopinn.api import train_with_summary  # noqa: E402
+from ptychopinn.model.trained import MODEL_FILE, SETTINGS_FILE  # noqa: E402
 
 OVERRIDES = {"data": {"gridsize": 1}, "training": {"epochs": 1, "curriculum_fraction": 0.0},
              "model": {"n_filters_scale": 1}}

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ptychopinn import bundle as bundle_mod
-from ptychopinn.bundle import (
+from ptychopinn.model import bundle as bundle_mod
+from ptychopinn.model.bundle import (
     FORMAT_VERSION,
     Bundle,
     BundleError,
@@ -251,7 +251,7 @@ def test_atomic_writes_get_ordinary_file_permissions(tmp_path):
     import os
     import stat
 
-    from ptychopinn._atomic import write_text_atomic
+    from ptychopinn.atomic import write_text_atomic
 
     reference = tmp_path / "plain.txt"
     reference.write_text("x")

@@ -8,10 +8,10 @@ import re
 import numpy as np
 import pytest
 
-from ptychopinn.cli_refine import POOR_FIT_EXCESS
+from ptychopinn.cli.refine import POOR_FIT_EXCESS
 from ptychopinn.config import Settings
 from ptychopinn.data import save_scan
-from ptychopinn.reconstruction import Reconstruction
+from ptychopinn.reconstruction.result import Reconstruction
 from test_cli_foundation import run_cli
 
 
@@ -134,7 +134,7 @@ def test_infer_with_finetune_and_refinement(workspace, trained_dir, tmp_path):
     assert (out / "refinement_loss.png").stat().st_size > 0 and "refined 2 passes" in result.stdout
     run_cli("infer", "--model", str(bundle), "--data", str(workspace / "scan.npz"), "--output-dir",
             str(tmp_path / "saved"), "--finetune-epochs", "1", "--save-model", "-q")
-    from ptychopinn.model_store import load_model
+    from ptychopinn.model.trained import load_model
 
     tuned = load_model(tmp_path / "saved" / "model_finetuned.pinn")
     original = load_model(bundle)

@@ -11,9 +11,9 @@ import pytest
 
 from ptychopinn.data import save_scan
 from ptychopinn.physics.noise import AmplitudeNoise
-from ptychopinn.physics.simulate import simulate
-from ptychopinn.reconstruction import Reconstruction
-from ptychopinn.refine import DataFit, RefineOptions, data_fit, refine
+from ptychopinn.reconstruction.refine import DataFit, RefineOptions, data_fit, refine
+from ptychopinn.reconstruction.result import Reconstruction
+from ptychopinn.simulation.simulate import simulate
 from test_cli_foundation import run_cli
 
 

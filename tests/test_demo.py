@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ptychopinn.demo import run_demo
-from ptychopinn.evaluation import evaluate_against_truth
-from ptychopinn.reconstruction import Reconstruction
+from ptychopinn.evaluation.truth import evaluate_against_truth
+from ptychopinn.reconstruction.result import Reconstruction
 
 
 def impostors(scan, like: Reconstruction) -> dict[str, Reconstruction]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ptychopinn.backends.torch.device import resolve_device
+from ptychopinn.backends.torch.training import build_trainer, describe_device
 from ptychopinn.config import resolve_settings
-from ptychopinn.torch_backend.device import resolve_device
-from ptychopinn.torch_backend.training import build_trainer, describe_device
 
 
 def test_auto_is_cpu_without_a_gpu(monkeypatch):

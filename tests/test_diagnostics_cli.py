@@ -10,8 +10,8 @@ import pytest
 
 from ptychopinn.data import save_scan
 from ptychopinn.diagnostics import load_stages, save_stages, write_strict_json
-from ptychopinn.reconstruction import Reconstruction
-from ptychopinn.stages import STAGE_NAMES
+from ptychopinn.diagnostics.stages import STAGE_NAMES
+from ptychopinn.reconstruction.result import Reconstruction
 from test_cli_foundation import run_cli
 from test_diagnostics_stats import STAT_KEYS, assert_real_png, strict_load
 

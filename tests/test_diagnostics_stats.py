@@ -1,4 +1,4 @@
-"""Diagnostics library (SPEC §9): statistics, observers, file formats and comparisons, in process."""
+"""Diagnostics library (docs/design/spec.md#diagnostics): statistics, observers, file formats and comparisons, in process."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from ptychopinn.diagnostics import (
     var_zero_mean,
     write_strict_json,
 )
-from ptychopinn.reconstruction import Reconstruction
-from ptychopinn.stages import STAGE_NAMES
+from ptychopinn.diagnostics.stages import STAGE_NAMES
+from ptychopinn.reconstruction.result import Reconstruction
 
 STAT_KEYS = {"mean", "std", "min", "max", "var_zero_mean"}
 
@@ -143,7 +143,7 @@ def test_patch_stats_recorder_schema_limit_and_phase(rng, tmp_path, caplog):
 def test_no_observer_without_the_flags(tmp_path):
     import argparse
 
-    from ptychopinn.cli_diagnostics import InferDiagnostics, train_observers
+    from ptychopinn.cli.diagnostics import InferDiagnostics, train_observers
 
     args = argparse.Namespace(output_dir=tmp_path, log_patch_stats=False, patch_stats_limit=2,
                               debug_dump=None, capture_stages=None, capture_groups=8)

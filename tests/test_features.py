@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ptychopinn.backends.torch.features import backprojection_filters
+from ptychopinn.backends.torch.features import input_features as torch_features
 from ptychopinn.physics import forward_amplitude, make_probe, normalize_probe
 from ptychopinn.physics.backprojection import backproject, input_features
-from ptychopinn.torch_backend.features import backprojection_filters
-from ptychopinn.torch_backend.features import input_features as torch_features
 
 
 def test_flat_object_is_recovered_where_the_probe_is_bright():
@@ -38,9 +38,9 @@ def test_torch_features_match_reference(rng):
 
 
 def test_model_with_backprojection_input_has_three_features_per_pattern():
-    from ptychopinn.architecture import Architecture
+    from ptychopinn.backends.torch.model import PtychoPINN
     from ptychopinn.config import GroupEncoding, InputMode
-    from ptychopinn.torch_backend.model import PtychoPINN
+    from ptychopinn.model.architecture import Architecture
 
     probe = torch.from_numpy(normalize_probe(make_probe(32, "defocused")))
     for encoding, expected in ((GroupEncoding.per_pattern, 3), (GroupEncoding.joint, 12)):

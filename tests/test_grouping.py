@@ -1,4 +1,4 @@
-"""Neighbour grouping (SPEC §4)."""
+"""Neighbour grouping (docs/design/spec.md#grouping)."""
 
 from __future__ import annotations
 

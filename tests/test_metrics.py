@@ -1,4 +1,4 @@
-"""Tests for ptychopinn.metrics: registration, ambiguity removal, scores and FRC."""
+"""Tests for ptychopinn.evaluation.metrics: registration, ambiguity removal, scores and FRC."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ptychopinn.metrics import (
+from ptychopinn.evaluation.metrics import (
     align_for_comparison,
     compare_images,
     evaluate_reconstruction,

@@ -1,4 +1,4 @@
-"""The `cnn` generator and the PINN forward path (SPEC §5), for both backends: one suite,
+"""The `cnn` generator and the PINN forward path (docs/design/spec.md#model), for both backends: one suite,
 parametrised over the backends by the ``backend`` fixture (tests/backend_adapters.py)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from backend_adapters import model_inputs as inputs
-from ptychopinn.architecture import Architecture
 from ptychopinn.config import AmplitudeActivation, GroupEncoding, HeadKind
+from ptychopinn.model.architecture import Architecture
 
 
 @pytest.mark.parametrize("n", [32, 64, 128, 256])
@@ -131,7 +131,7 @@ def test_inference_evaluates_each_pattern_once_across_batches_with_the_same_resu
     import torch
 
     from backend_adapters import TorchBackend
-    from ptychopinn.torch_backend.model import ScanPatchCache
+    from ptychopinn.backends.torch.model import ScanPatchCache
 
     module = TorchBackend().build(32, 2).module
     patterns, _ = inputs(7, 1, 32, seed=5)
@@ -154,7 +154,7 @@ def test_inference_evaluates_each_pattern_once_across_batches_with_the_same_resu
 
 def test_patch_reuse_refuses_joint_encoding():
     from backend_adapters import TorchBackend
-    from ptychopinn.torch_backend.model import ScanPatchCache
+    from ptychopinn.backends.torch.model import ScanPatchCache
 
     with pytest.raises(ValueError, match="per-pattern"):
         ScanPatchCache(TorchBackend().build(32, 2, group_encoding=GroupEncoding.joint).module)

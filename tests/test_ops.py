@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ptychopinn.architecture import canvas_size_for
+from ptychopinn.model.architecture import canvas_size_for
 from ptychopinn.physics import extract_patches, forward_amplitude, make_probe
 from ptychopinn.physics import merge as ref
 
@@ -79,7 +79,7 @@ def test_coverage_never_amplifies_edges(backend):
 
 
 def test_canvas_size_covers_largest_offset():
-    """Backend-neutral: both backends take the canvas size from ptychopinn.architecture."""
+    """Backend-neutral: both backends take the canvas size from ptychopinn.model.architecture."""
     assert canvas_size_for(64, 0.0) == 66
     assert canvas_size_for(64, 3.2) == 74
     assert canvas_size_for(64, 3.2) % 2 == 0

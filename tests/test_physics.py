@@ -1,4 +1,4 @@
-"""NumPy physics reference (SPEC §2–§3): property tests with stated tolerances."""
+"""NumPy physics reference (docs/design/spec.md#forward-model to #scaling): property tests with stated tolerances."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from ptychopinn.physics import (
     probe_mask,
 )
 from ptychopinn.physics.scaling import normalize_diffraction
-from ptychopinn.physics.simulate import simulate_diffraction
+from ptychopinn.simulation.simulate import simulate_diffraction
 
 
 def random_complex(rng, shape):

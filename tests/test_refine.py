@@ -1,4 +1,4 @@
-"""Refinement (SPEC §7): its forward model, convergence, options and the CLI."""
+"""Refinement (docs/design/spec.md#stitching-and-refinement): its forward model, convergence, options and the CLI."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from ptychopinn.api import evaluate
+from ptychopinn.backends.torch.extract import extract_patches
 from ptychopinn.data import save_scan
 from ptychopinn.physics import extract_patches as reference_extract
-from ptychopinn.physics.simulate import simulate
-from ptychopinn.reconstruction import Reconstruction
-from ptychopinn.refine import (
+from ptychopinn.reconstruction.refine import (
     RefineLoss,
     RefineOptimizer,
     RefineOptions,
@@ -18,9 +18,9 @@ from ptychopinn.refine import (
     data_fit,
     refine,
 )
-from ptychopinn.stitch import bilinear_splat
-from ptychopinn.torch_backend.extract import extract_patches
-from ptychopinn.workflow import evaluate
+from ptychopinn.reconstruction.result import Reconstruction
+from ptychopinn.reconstruction.stitch import bilinear_splat
+from ptychopinn.simulation.simulate import simulate
 from test_cli_foundation import run_cli
 
 

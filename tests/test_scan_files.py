@@ -1,4 +1,4 @@
-"""Scan files (SPEC §1): round trip, legacy variants and one test per malformed case."""
+"""Scan files (docs/design/spec.md#data-contract): round trip, legacy variants and one test per malformed case."""
 
 from __future__ import annotations
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from ptychopinn.data import load_scan, save_scan, validate_scan
-from ptychopinn.physics.objects import OBJECT_KINDS, make_object
-from ptychopinn.physics.scan_patterns import make_positions
-from ptychopinn.physics.simulate import simulate
+from ptychopinn.simulation.objects import OBJECT_KINDS, make_object
+from ptychopinn.simulation.scan_patterns import make_positions
+from ptychopinn.simulation.simulate import simulate
 
 
 @pytest.mark.parametrize("kind", OBJECT_KINDS)

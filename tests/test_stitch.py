@@ -1,4 +1,4 @@
-"""Stitching (SPEC §7): exact reassembly, sub-pixel splatting, coverage, streaming, phase alignment."""
+"""Stitching (docs/design/spec.md#stitching-and-refinement): exact reassembly, sub-pixel splatting, coverage, streaming, phase alignment."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from ptychopinn.physics import extract_patches
-from ptychopinn.reconstruction import Reconstruction
-from ptychopinn.stitch import Stitcher, bilinear_splat, stitch
+from ptychopinn.reconstruction.result import Reconstruction
+from ptychopinn.reconstruction.stitch import Stitcher, bilinear_splat, stitch
 
 N = 32
 SIZE = 96

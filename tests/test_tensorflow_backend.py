@@ -68,8 +68,8 @@ def _run_python(code: str) -> subprocess.CompletedProcess:
 
 def test_importing_the_package_does_not_import_tensorflow():
     result = _run_python(
-        "import sys, ptychopinn, ptychopinn.workflow, ptychopinn.cli, ptychopinn.tf_backend, "
-        "ptychopinn.parity, ptychopinn.model_store\n"
+        "import sys, ptychopinn, ptychopinn.api, ptychopinn.cli, ptychopinn.backends.tensorflow, "
+        "ptychopinn.diagnostics.parity, ptychopinn.model.trained\n"
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     )
     assert result.returncode == 0, result.stderr
@@ -81,7 +81,7 @@ def test_missing_tensorflow_is_a_clear_error(tmp_path):
     result = _run_python(
         "import sys\n"
         "sys.modules['tensorflow'] = None  # as if not installed\n"
-        "from ptychopinn.workflow import require_backend\n"
+        "from ptychopinn.api import require_backend\n"
         "try:\n"
         "    require_backend('tensorflow')\n"
         "except ImportError as error:\n"
@@ -102,7 +102,7 @@ def test_missing_tensorflow_is_a_clear_error(tmp_path):
 
 
 def test_kernel_layout_conversion_both_directions():
-    from ptychopinn.tf_backend.weights import kernel_from_canonical, kernel_to_canonical
+    from ptychopinn.backends.tensorflow.weights import kernel_from_canonical, kernel_to_canonical
 
     canonical = np.random.default_rng(0).standard_normal((5, 3, 3, 3)).astype(np.float32)  # (O, I, kh, kw)
     keras_kernel = kernel_from_canonical(canonical)
@@ -118,7 +118,7 @@ def test_kernel_layout_conversion_both_directions():
     (GroupEncoding.joint, False, 2), (GroupEncoding.per_pattern, False, 1)])
 def test_canonical_names_and_shapes_are_the_torch_state_dict(tf_backend, torch_backend, head, encoding,
                                                              object_big, gridsize):
-    from ptychopinn.tf_backend.weights import expected_shapes
+    from ptychopinn.backends.tensorflow.weights import expected_shapes
 
     kw = {"head": head, "object_big": object_big, "group_encoding": encoding}
     torch_state = torch_backend.build(32, gridsize, **kw).weights()
@@ -158,7 +158,7 @@ def test_tf_initialisation_follows_torch_distributions(tf_backend, torch_backend
 
 
 def test_mismatched_weights_are_refused(tf_backend):
-    from ptychopinn.bundle import BundleError
+    from ptychopinn.model.bundle import BundleError
 
     model = tf_backend.build(32, 2)
     weights = model.weights()
@@ -168,9 +168,9 @@ def test_mismatched_weights_are_refused(tf_backend):
 
 
 def test_loss_formulas_match_torch(tf_backend):
+    from ptychopinn.backends.tensorflow import losses as tf_losses
+    from ptychopinn.backends.torch import losses as torch_losses
     from ptychopinn.config import LossKind
-    from ptychopinn.tf_backend import losses as tf_losses
-    from ptychopinn.torch_backend import losses as torch_losses
 
     assert tf_losses.POISSON_EPSILON == torch_losses.POISSON_EPSILON
     rng = np.random.default_rng(0)
@@ -189,7 +189,7 @@ def test_loss_formulas_match_torch(tf_backend):
 def test_translate_with_and_without_xla_matches_torch(tf_backend, torch_backend, jit):
     """Values and gradients (w.r.t. images and shifts) of translate at batch sizes 1, 3, 16, 64."""
     tf = tf_backend.tf
-    from ptychopinn.tf_backend.ops import translate
+    from ptychopinn.backends.tensorflow.ops import translate
 
     @tf.function(jit_compile=jit)
     def values_and_gradients(images, shifts):
@@ -215,7 +215,7 @@ def test_translate_with_and_without_xla_matches_torch(tf_backend, torch_backend,
 
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "xla"])
 def test_inference_with_and_without_xla_at_every_batch_size(twin_models, jit):
-    from ptychopinn.tf_backend.inference import Predictor
+    from ptychopinn.backends.tensorflow.inference import Predictor
 
     torch_model, tf_model = twin_models
     predictor = Predictor(tf_model.network, "cpu", jit_compile=jit)
@@ -234,9 +234,9 @@ def test_inference_with_and_without_xla_at_every_batch_size(twin_models, jit):
 def test_training_gradients_with_and_without_xla_match_torch(tf_backend, twin_models, jit):
     """The gradient of the Poisson loss w.r.t. all weights, through merge/translate, at batch
     sizes 1, 3, 16 and 64, equals torch's autograd gradient (relative to its norm)."""
+    from ptychopinn.backends.tensorflow.weights import kernel_to_canonical
+    from ptychopinn.backends.torch.losses import data_loss
     from ptychopinn.config import LossKind
-    from ptychopinn.tf_backend.weights import kernel_to_canonical
-    from ptychopinn.torch_backend.losses import data_loss
 
     tf = tf_backend.tf
     torch_model, tf_model = twin_models
@@ -278,7 +278,7 @@ def test_plateau_schedule_follows_torch(tf_backend):
     """The Keras reduce-on-plateau callback gives torch's learning-rate sequence."""
     import keras
 
-    from ptychopinn.tf_backend.training import _keras_training_classes
+    from ptychopinn.backends.tensorflow.training import _keras_training_classes
 
     losses = [5.0, 4.0, 4.0, 3.9999, 4.1, 4.2, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 2.0, 2.0, 2.0, 2.0]
     parameter = torch.nn.Parameter(torch.zeros(1))
@@ -297,7 +297,7 @@ def test_plateau_schedule_follows_torch(tf_backend):
 
 def test_adam_follows_torch(tf_backend):
     """TorchAdam = torch.optim.Adam, also for gradients of the size of ε (Keras's Adam differs)."""
-    from ptychopinn.tf_backend.training import _keras_training_classes
+    from ptychopinn.backends.tensorflow.training import _keras_training_classes
 
     tf = tf_backend.tf
     rng = np.random.default_rng(0)
@@ -315,9 +315,9 @@ def test_adam_follows_torch(tf_backend):
 
 
 def test_both_backends_draw_the_same_batches(tiny_scan):
-    from ptychopinn.grouped import GroupedScan, epoch_order
-    from ptychopinn.tf_backend.training import _keras_training_classes
-    from ptychopinn.torch_backend.data_module import GroupDataset, make_loader
+    from ptychopinn.backends.tensorflow.training import _keras_training_classes
+    from ptychopinn.backends.torch.data_module import GroupDataset, make_loader
+    from ptychopinn.data.grouped import GroupedScan, epoch_order
 
     grouped = GroupedScan.build(tiny_scan, resolve_settings(None, {"data": {"n_groups": 40}}).data)
     selection = np.arange(3, 40)
@@ -338,7 +338,7 @@ def test_both_backends_draw_the_same_batches(tiny_scan):
 def test_training_parity_from_the_same_weights_and_batches(tiny_scan, tmp_path):
     """Two epochs in each backend (48 + 16 groups, 3 training batches of 16 a shuffled epoch),
     the second in the final decay: epoch losses within LOSS_RTOL, the same learning rates."""
-    from ptychopinn.parity import training_parity
+    from ptychopinn.diagnostics.parity import training_parity
 
     settings = resolve_settings(None, {
         "data": {"gridsize": 2, "n_groups": 64}, "model": {"n_filters_scale": 1},
@@ -353,8 +353,8 @@ def test_training_parity_from_the_same_weights_and_batches(tiny_scan, tmp_path):
 
 
 def test_tensorflow_refuses_settings_it_cannot_honour(tiny_scan, tmp_path):
-    from ptychopinn.tf_backend.training import check_settings
-    from ptychopinn.workflow import train_with_summary
+    from ptychopinn.api import train_with_summary
+    from ptychopinn.backends.tensorflow.training import check_settings
 
     with pytest.raises(ValueError, match="precision"):
         check_settings(resolve_settings(None, {"training": {"precision": "bf16-mixed"}}))
@@ -364,7 +364,7 @@ def test_tensorflow_refuses_settings_it_cannot_honour(tiny_scan, tmp_path):
 
 def test_tensorflow_training_feeds_batch_observers(tiny_scan, tmp_path):
     """Diagnostics hooks (e.g. --log-patch-stats) see every batch, as NumPy arrays."""
-    from ptychopinn.workflow import train_with_summary
+    from ptychopinn.api import train_with_summary
 
     seen = []
     settings = resolve_settings(None, {
@@ -383,7 +383,7 @@ def test_tensorflow_training_feeds_batch_observers(tiny_scan, tmp_path):
 @pytest.fixture(scope="module")
 def trained_by_each(tiny_scan, tmp_path_factory):
     """One epoch of training in each backend through the public API (64 groups, gridsize 2)."""
-    from ptychopinn.workflow import train_with_summary
+    from ptychopinn.api import train_with_summary
 
     settings = resolve_settings(None, {"data": {"gridsize": 2, "n_groups": 64},
                                        "model": {"n_filters_scale": 1}, "training": {"epochs": 1}})
@@ -406,9 +406,9 @@ def test_tensorflow_training_writes_the_usual_outputs(trained_by_each):
 
 @pytest.mark.parametrize("trained_with", ["torch", "tensorflow"])
 def test_a_bundle_from_either_backend_runs_in_both(trained_by_each, tiny_scan, trained_with):
-    from ptychopinn.grouped import GroupedScan
-    from ptychopinn.model_store import load_model
-    from ptychopinn.tf_backend.inference import Predictor
+    from ptychopinn.backends.tensorflow.inference import Predictor
+    from ptychopinn.data.grouped import GroupedScan
+    from ptychopinn.model.trained import load_model
 
     model = load_model(trained_by_each[trained_with].model_path)
     assert model.backend == trained_with
@@ -423,7 +423,7 @@ def test_a_bundle_from_either_backend_runs_in_both(trained_by_each, tiny_scan, t
 
 def test_reconstruction_with_either_backend_is_the_same(trained_by_each, tiny_scan):
     """Streaming reconstruction (batches of 7 and 64) and stitching through each backend."""
-    from ptychopinn.workflow import reconstruct
+    from ptychopinn.api import reconstruct
 
     model = trained_by_each["tensorflow"].model
     by_torch = reconstruct(model, tiny_scan, backend="torch", batch_size=64)

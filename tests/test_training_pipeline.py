@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from ptychopinn.bundle import BundleError, load_bundle, save_bundle
+from ptychopinn.api import reconstruct, train_with_summary
+from ptychopinn.backends.torch.data_module import GroupDataset, make_loader
+from ptychopinn.backends.torch.device import resolve_device
 from ptychopinn.config import resolve_settings
-from ptychopinn.grouped import GroupedScan, split_groups
-from ptychopinn.model_store import load_model
-from ptychopinn.torch_backend.data_module import GroupDataset, make_loader
-from ptychopinn.torch_backend.device import resolve_device
-from ptychopinn.workflow import reconstruct, train_with_summary
+from ptychopinn.data.grouped import GroupedScan, split_groups
+from ptychopinn.model.bundle import BundleError, load_bundle, save_bundle
+from ptychopinn.model.trained import load_model
 
 # the plain training path; the curriculum over gridsize has its own test
 TINY = {"model": {"n_filters_scale": 1}, "training": {"epochs": 2, "batch_size": 16, "curriculum_fraction": 0.0}}
@@ -139,7 +139,7 @@ def test_forward_parity_training_and_inference_paths(trained, tiny_scan):
     infer_offsets = torch.from_numpy(grouped.offsets(slice(0, 12)))
     assert torch.equal(train_x, infer_x) and torch.equal(train_offsets, infer_offsets)
 
-    from ptychopinn.torch_backend.lightning_module import PINNModule
+    from ptychopinn.backends.torch.lightning_module import PINNModule
 
     module = PINNModule(model.torch_module(), model.scales.photon_scale, model.settings.training)
     captured = {}
@@ -158,7 +158,7 @@ def test_batch_observers_run_on_rank_zero_only(trained, tiny_scan):
     """Observers write files, so under multi-device training the other ranks must not call them."""
     from types import SimpleNamespace
 
-    from ptychopinn.torch_backend.lightning_module import PINNModule
+    from ptychopinn.backends.torch.lightning_module import PINNModule
 
     model = trained.model
     grouped = GroupedScan.build(tiny_scan, model.settings.data)
@@ -221,19 +221,19 @@ def test_loss_option_changes_the_objective(tiny_scan, tmp_path, loss):
 
 
 def test_training_warns_when_the_probe_is_its_own_twin(caplog):
+    from ptychopinn.api import warn_if_twin_symmetric
     from ptychopinn.physics.probe import make_probe
-    from ptychopinn.workflow import warn_if_twin_symmetric
 
-    with caplog.at_level("WARNING", logger="ptychopinn.workflow"):
+    with caplog.at_level("WARNING", logger="ptychopinn.api"):
         assert warn_if_twin_symmetric(make_probe(32, "disk"))
         assert not warn_if_twin_symmetric(make_probe(32, "defocused"))
     assert len(caplog.records) == 1 and "cannot tell them apart" in caplog.text
 
 
 def test_finetuning_warns_when_the_new_scans_probe_is_its_own_twin(trained, tiny_scan, tmp_path, caplog):
-    from ptychopinn.workflow import finetune
+    from ptychopinn.api import finetune
 
-    with caplog.at_level("WARNING", logger="ptychopinn.workflow"):
+    with caplog.at_level("WARNING", logger="ptychopinn.api"):
         tuned = finetune(trained.model, tiny_scan, 1, tmp_path)
     assert "cannot tell them apart" in caplog.text
     assert any(not np.array_equal(tuned.weights[k], trained.model.weights[k]) for k in tuned.weights)

@@ -2,10 +2,10 @@
 be collapsed, and a broken scale contract must be caught by compare-stats.
 
 Collapse (flat patches that still fit the mean intensity) is how the predecessor failed;
-``var_zero_mean`` (SPEC §9) measures it. Every bound is a fraction of the ground truth's own
+``var_zero_mean`` (docs/design/spec.md#diagnostics) measures it. Every bound is a fraction of the ground truth's own
 statistic: ground-truth patches come from ``physics.extract_patches`` centred on each member's scan
-position (SPEC §4; at gridsize 1 the group centre), the ground-truth canvas is the reference object
-over the registered scan region (SPEC §8). An untrained network (PyTorch's default initialisation)
+position (docs/design/spec.md#grouping; at gridsize 1 the group centre), the ground-truth canvas is the reference object
+over the registered scan region (docs/design/spec.md#evaluation). An untrained network (PyTorch's default initialisation)
 is measured alongside as the negative control every guard must fail.
 
 Ratios predicted / ground truth with GUARD_SETTINGS on ``tiny_scan`` (N = 32, 256 positions, disk
@@ -17,7 +17,7 @@ untrained network's (0.13 at gridsize 1, 0.17 at gridsize 2: registration alone 
 =====================================  ====================  ===============  ============  ======
 ratio                                   gridsize 1            gridsize 2       untrained     bound
 =====================================  ====================  ===============  ============  ======
-patch amplitude var_zero_mean (SPEC)    1.44 / 1.67 / 2.13    1.19 / 1.80      0.001 / 0.24  0.10
+patch amplitude var_zero_mean (spec)    1.44 / 1.67 / 2.13    1.19 / 1.80      0.001 / 0.24  0.10
  … illuminated pixels, amplitude        0.14 / 0.046 / 0.073  0.35 / 0.57     4e-6 / 3e-6   0.005*
  … illuminated pixels, phase            0.76 / 0.82 / 0.90    0.069 / 0.0002  1e-5 / 8e-6   0.10 / 0.01†
 canvas amplitude var_zero_mean          0.085 / 0.099 / 0.091 0.054 / 0.083   6e-7 / 6e-7   0.005*
@@ -40,7 +40,7 @@ variance (3.9 % without the curriculum) and its canvas clears the resemblance bo
 still collapses in 8 epochs; the gridsize-2 phase bound is therefore 1 %, 7× below seed 0 and 1000× above the untrained
 network.
 
-The SPEC §9 whole-patch statistic alone proves little: outside the probe the output is
+The docs/design/spec.md#diagnostics whole-patch statistic alone proves little: outside the probe the output is
 unconstrained, so it stays high for any trained network, and at gridsize 2 even the untrained
 network reaches 25 % (the merge's coverage edges); hence the illuminated-pixel and canvas guards.
 """
@@ -52,12 +52,12 @@ import dataclasses
 import numpy as np
 import pytest
 
+from ptychopinn.api import train_with_summary
 from ptychopinn.config import resolve_settings
+from ptychopinn.data.grouped import GroupedScan
 from ptychopinn.diagnostics import debug_dump, var_zero_mean, write_strict_json
-from ptychopinn.evaluation import align_to_truth
-from ptychopinn.grouped import GroupedScan
+from ptychopinn.evaluation.truth import align_to_truth
 from ptychopinn.physics.forward import extract_patches
-from ptychopinn.workflow import train_with_summary
 from test_cli_foundation import run_cli
 
 GUARD_SETTINGS = {"model": {"n_filters_scale": 1},
@@ -92,7 +92,7 @@ def measure(model, scan, directory) -> dict:
 
     return {
         "stats": stats,
-        "patch_amplitude": ratio(np.abs(predicted), np.abs(truth)),  # SPEC §9, whole N × N patches
+        "patch_amplitude": ratio(np.abs(predicted), np.abs(truth)),  # docs/design/spec.md#diagnostics, whole N × N patches
         "lit_amplitude": ratio(np.abs(predicted)[..., lit], np.abs(truth)[..., lit]),
         "lit_phase": ratio(np.angle(predicted)[..., lit], np.angle(truth)[..., lit]),
         "canvas_amplitude": stats["canvas_amplitude"]["var_zero_mean"] / float(np.abs(reference).var()),
@@ -114,8 +114,8 @@ def runs(tiny_scan, tmp_path_factory):
         if gridsize not in cache:
             import torch
 
-            from ptychopinn.model_store import torch_weights
-            from ptychopinn.torch_backend.model import PtychoPINN
+            from ptychopinn.backends.torch.model import PtychoPINN
+            from ptychopinn.model.trained import torch_weights
 
             root = tmp_path_factory.mktemp(f"guards{gridsize}")
             settings = resolve_settings(None, {**GUARD_SETTINGS, "data": {"gridsize": gridsize,

@@ -14,17 +14,17 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {
-    "simulate": "ptychopinn.physics.simulate",
+    "simulate": "ptychopinn.simulation.simulate",
     "load_scan": "ptychopinn.data",
     "save_scan": "ptychopinn.data",
     "Scan": "ptychopinn.data",
     "Settings": "ptychopinn.config",
-    "train": "ptychopinn.workflow",
-    "reconstruct": "ptychopinn.workflow",
-    "evaluate": "ptychopinn.workflow",
-    "load_model": "ptychopinn.model_store",
-    "Reconstruction": "ptychopinn.reconstruction",
-    "data_fit": "ptychopinn.refine",
+    "train": "ptychopinn.api",
+    "reconstruct": "ptychopinn.api",
+    "evaluate": "ptychopinn.api",
+    "load_model": "ptychopinn.model.trained",
+    "Reconstruction": "ptychopinn.reconstruction.result",
+    "data_fit": "ptychopinn.reconstruction.refine",
 }
 
 __all__ = [*_API, "__version__"]

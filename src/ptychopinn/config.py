@@ -1,7 +1,7 @@
 """Every setting of the tool, as one tree of pydantic models (no globals).
 
 Precedence wherever settings are assembled: a command-line flag beats the config file, the file
-beats these defaults (:func:`resolve_settings`). Defaults follow SPEC §3–§7.
+beats these defaults (:func:`resolve_settings`). Defaults follow docs/design/spec.md#scaling to #stitching-and-refinement.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ptychopinn._atomic import write_text_atomic
+from ptychopinn.atomic import write_text_atomic
 
 
 class StrictModel(BaseModel):
@@ -29,7 +29,7 @@ class LossKind(str, Enum):
 
 
 class HeadKind(str, Enum):
-    """How the object heads cover the N × N patch (SPEC §5)."""
+    """How the object heads cover the N × N patch (docs/design/spec.md#model)."""
 
     full = "full"  # decoders upsampled to N: the whole field is learned
     central = "central"  # predecessor default: N/2 × N/2 centre, zero outside
@@ -37,7 +37,7 @@ class HeadKind(str, Enum):
 
 
 class GroupEncoding(str, Enum):
-    """How the generator sees a group's C patterns (SPEC §5 leaves this open)."""
+    """How the generator sees a group's C patterns (docs/design/spec.md#model leaves this open)."""
 
     per_pattern = "per_pattern"  # one shared network per pattern; groups couple only through the merge
     joint = "joint"  # predecessor: the C patterns are the input channels of one network
@@ -86,7 +86,7 @@ class DataConfig(StrictModel):
 
 
 class PhysicsConfig(StrictModel):
-    probe_scale: float = Field(4.0, gt=0, description="probe normalisation divisor (SPEC §3)")
+    probe_scale: float = Field(4.0, gt=0, description="probe normalisation divisor (docs/design/spec.md#scaling)")
     probe_mask: bool = Field(False, description="multiply the exit wave by a disk of radius N/4")
     nphotons: float | None = Field(
         None, gt=0, description="mean counts per pattern, only for data not in counts"

@@ -55,12 +55,12 @@ def run_demo(
     seed: int = 0,
     quiet: bool = False,
 ) -> DemoReport:
+    from ptychopinn.api import reconstruct, train_with_summary
     from ptychopinn.data import save_scan
-    from ptychopinn.evaluation import evaluate_and_plot
-    from ptychopinn.physics.simulate import simulate
+    from ptychopinn.evaluation.truth import evaluate_and_plot
     from ptychopinn.plots import plot_reconstruction_channel, plot_scan_overview
-    from ptychopinn.refine import RefineOptions, refine
-    from ptychopinn.workflow import reconstruct, train_with_summary
+    from ptychopinn.reconstruction.refine import RefineOptions, refine
+    from ptychopinn.simulation.simulate import simulate
 
     output_dir = Path(output_dir)
     seconds: dict[str, float] = {}

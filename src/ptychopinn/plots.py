@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptychopinn._atomic import save_figure_atomic
+from ptychopinn.atomic import save_figure_atomic
 from ptychopinn.data.scan import Scan
 
 
@@ -142,7 +142,7 @@ def _metrics_text(metrics: dict) -> str:
 
 
 def _draw_frc(axis, metrics: dict) -> None:
-    from ptychopinn.metrics import half_bit_threshold
+    from ptychopinn.evaluation.metrics import half_bit_threshold
 
     freqs = np.asarray(metrics["frc_frequencies"])
     axis.plot(freqs, metrics["frc_curve"], label="FRC")

@@ -1,6 +1,6 @@
-"""Scan data: the in-memory :class:`Scan` and its ``.npz`` file format (SPEC §1)."""
+"""Scan data: the in-memory :class:`Scan` and its ``.npz`` file format (docs/design/spec.md#data-contract)."""
 
-from .npz import load_scan, save_scan, validate_scan
-from .scan import Scan, ScanFormatError
+from ptychopinn.data.npz import load_scan, save_scan, validate_scan
+from ptychopinn.data.scan import Scan, ScanFormatError
 
 __all__ = ["Scan", "ScanFormatError", "load_scan", "save_scan", "validate_scan"]

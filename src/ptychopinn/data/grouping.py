@@ -1,4 +1,4 @@
-"""Neighbour grouping of scan positions (SPEC §4).
+"""Neighbour grouping of scan positions (docs/design/spec.md#grouping).
 
 A group is C = gridsize² scan positions whose patches the model reconstructs together. For C > 1
 each seed position contributes C of its K nearest neighbours (excluding itself), drawn without

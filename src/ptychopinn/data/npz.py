@@ -1,4 +1,4 @@
-"""Reading, writing and validating scan files (SPEC §1).
+"""Reading, writing and validating scan files (docs/design/spec.md#data-contract).
 
 A scan is one ``.npz`` archive with the keys ``diffraction`` (M, N, N), ``xcoords`` and
 ``ycoords`` (M,), ``probeGuess`` (N, N) and the optional ``objectGuess``, ``xcoords_start``,
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.npyio import NpzFile
 
-from .._atomic import atomic_path
-from .scan import Scan, ScanFormatError
+from ptychopinn.atomic import atomic_path
+from ptychopinn.data.scan import Scan, ScanFormatError
 
 logger = logging.getLogger(__name__)
 

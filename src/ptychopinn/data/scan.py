@@ -1,4 +1,4 @@
-"""The in-memory scan (SPEC §1): diffraction amplitudes, positions, probe, optional reference."""
+"""The in-memory scan (docs/design/spec.md#data-contract): diffraction amplitudes, positions, probe, optional reference."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 
 class ScanFormatError(ValueError):
-    """A scan file (or array set) that breaks the data contract of SPEC §1.
+    """A scan file (or array set) that breaks the data contract of docs/design/spec.md#data-contract.
 
     The message always names the file, the offending key and what was expected.
     """

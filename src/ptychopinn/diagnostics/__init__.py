@@ -1,4 +1,4 @@
-"""The forward-parity toolkit (SPEC §9): patch statistics, debug dumps, comparisons, stage probes.
+"""The forward-parity toolkit (docs/design/spec.md#diagnostics): patch statistics, debug dumps, comparisons, stage probes.
 
 Importing this package needs NumPy only (no torch, no matplotlib until a figure is drawn).
 

@@ -130,14 +130,14 @@ def covered_overlap(a, b) -> tuple[float, float, float, float]:
 
 def compare_reconstructions(a, b, tolerance: float = DEFAULT_TOLERANCE, *, trim: int = 2):
     """Register reconstruction ``a`` to ``b`` (the reference) over the overlap of their covered
-    regions as in SPEC §8 (origins from both files, then sub-pixel registration, phase offset and
+    regions as in docs/design/spec.md#evaluation (origins from both files, then sub-pixel registration, phase offset and
     plane, amplitude scale), and score them with MAE, SSIM and FRC for amplitude and phase.
 
     Diverged when amplitude or phase SSIM < 1 − tolerance, or when the amplitude scale that the
     registration had to apply differs from 1 by more than ``tolerance`` (relative). Returns
     ``(report, a_aligned, b_crop)``.
     """
-    from ptychopinn.metrics import align_for_comparison, compare_images
+    from ptychopinn.evaluation.metrics import align_for_comparison, compare_images
 
     if not 0 <= tolerance < 1:
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")

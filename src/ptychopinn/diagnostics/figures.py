@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ptychopinn._atomic import save_figure_atomic
+from ptychopinn.atomic import save_figure_atomic
 from ptychopinn.diagnostics.stats import to_numpy
 
 CHANNELS = ("amplitude", "phase")

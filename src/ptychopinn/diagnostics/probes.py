@@ -2,11 +2,11 @@
 
 Two runs (two models, two settings, two backends) are fed the same grouped, normalised batch,
 the first K groups of the scan grouped with the model's settings; the first stage (in
-:data:`ptychopinn.stages.STAGE_NAMES` order) whose relative difference max|a − b| / max|a|
+:data:`ptychopinn.diagnostics.stages.STAGE_NAMES` order) whose relative difference max|a − b| / max|a|
 exceeds ``rtol`` localises the discrepancy ("normalized_input" diverging means the inputs or
 the scale contract differ, not the network).
 
-The backends run through the same batch runner as :func:`ptychopinn.workflow.reconstruct`;
+The backends run through the same batch runner as :func:`ptychopinn.api.reconstruct`;
 any other ``forward(x, offsets) -> output`` (NumPy X_n (B, C, N, N) and offsets (B, C, 2)
 float32 in, an object with the attributes of ``ForwardOutput`` out) can be passed instead.
 
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._atomic import atomic_path
-from ptychopinn.stages import STAGE_NAMES, stages_from_forward
+from ptychopinn.atomic import atomic_path
+from ptychopinn.diagnostics.stages import STAGE_NAMES, stages_from_forward
 
 STAGES_FORMAT = "ptychopinn-stages"
 STAGES_VERSION = 1
@@ -39,15 +39,15 @@ StageForward = Callable[[np.ndarray, np.ndarray], Any]
 def backend_forward(model, backend: str, accelerator: str | None = None) -> StageForward:
     """``forward(x, offsets) -> output`` of ``model`` in ``backend``, on the CPU unless
     ``accelerator`` says otherwise (captures are then reproducible)."""
-    from ptychopinn.workflow import batch_runner, require_backend
+    from ptychopinn.api import batch_runner, require_backend
 
     run = batch_runner(model, require_backend(backend), accelerator or "cpu")
     return lambda x, offsets: run(x, offsets)[1]
 
 
 def _stage_batch(model, scan, n_groups: int):
-    from ptychopinn.grouped import GroupedScan
-    from ptychopinn.workflow import _as_scan
+    from ptychopinn.api import _as_scan
+    from ptychopinn.data.grouped import GroupedScan
 
     if n_groups < 1:
         raise ValueError(f"--capture-groups must be at least 1, got {n_groups}")
@@ -68,7 +68,7 @@ def capture_stages(
 ) -> dict[str, np.ndarray]:
     """Stages of one forward pass of ``model`` over the first ``n_groups`` groups of ``scan``
     (grouped with the model's settings, normalised with the scan's own input scale a exactly as
-    :func:`ptychopinn.workflow.reconstruct` does). ``forward`` overrides the registered backend;
+    :func:`ptychopinn.api.reconstruct` does). ``forward`` overrides the registered backend;
     ``accelerator`` defaults to the CPU so that captures are reproducible."""
     _, grouped, selection = _stage_batch(model, scan, n_groups)
     forward = forward or backend_forward(model, backend, accelerator)

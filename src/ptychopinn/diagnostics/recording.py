@@ -2,7 +2,7 @@
 
 Observers are called as ``observe(phase, batch_idx, (x, offsets), output)`` with ``output`` a
 backend forward output (attributes as on ``ForwardOutput``); the statistics always describe the
-**predicted** object patches ``output.object_patches`` (never the ground truth, SPEC §9).
+**predicted** object patches ``output.object_patches`` (never the ground truth, docs/design/spec.md#diagnostics).
 Nothing is registered unless a diagnostic is asked for, so training and inference pay nothing
 by default.
 """
@@ -69,7 +69,7 @@ class PatchStatsRecorder:
 
 
 class DebugDump:
-    """Inference observer accumulating the debug dump (SPEC §9); :meth:`write` finishes it.
+    """Inference observer accumulating the debug dump (docs/design/spec.md#diagnostics); :meth:`write` finishes it.
 
     Patch statistics cover every predicted object patch of every group (streamed in float64:
     running moments and the running within-patch sum of squares, no patch kept), offsets are
@@ -133,10 +133,10 @@ def debug_dump(model, scan, directory: str | Path, **reconstruct_options: Any):
     """Reconstruct ``scan`` with ``model`` while recording the debug dump into ``directory``.
 
     Returns ``(reconstruction, stats)`` with ``stats`` the content of ``stats.json``.
-    ``reconstruct_options`` go to :func:`ptychopinn.workflow.reconstruct` (its
+    ``reconstruct_options`` go to :func:`ptychopinn.api.reconstruct` (its
     ``batch_observers`` are extended, not replaced).
     """
-    from ptychopinn.workflow import reconstruct
+    from ptychopinn.api import reconstruct
 
     dump = DebugDump(directory)
     observers = [*(reconstruct_options.pop("batch_observers", None) or ()), dump]

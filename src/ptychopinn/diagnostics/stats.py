@@ -1,4 +1,4 @@
-"""Statistics of amplitude patches and canvases (SPEC §9), streaming and in float64.
+"""Statistics of amplitude patches and canvases (docs/design/spec.md#diagnostics), streaming and in float64.
 
 ``var_zero_mean`` of a set of amplitude patches is the mean over all their pixels of
 (|A| − mean over that patch's pixels of |A|)², i.e. the average within-patch variance. A collapsed
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn._atomic import write_text_atomic
+from ptychopinn.atomic import write_text_atomic
 
 
 def to_numpy(values: Any) -> np.ndarray:

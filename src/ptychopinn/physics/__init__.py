@@ -1,4 +1,4 @@
-"""Backend-neutral NumPy reference of the physics (SPEC §2–§3): the oracle both backends match."""
+"""Backend-neutral NumPy reference of the physics (docs/design/spec.md#forward-model to #scaling): the oracle both backends match."""
 
 from ptychopinn.physics.forward import extract_patches, far_field, forward_amplitude, illuminate
 from ptychopinn.physics.probe import make_probe, normalize_probe, probe_mask

@@ -1,4 +1,4 @@
-"""The forward model (SPEC §2): patch extraction, illumination and far-field amplitude.
+"""The forward model (docs/design/spec.md#forward-model): patch extraction, illumination and far-field amplitude.
 
 This NumPy code is the oracle: the PyTorch and TensorFlow ops are tested against it.
 """

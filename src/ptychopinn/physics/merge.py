@@ -1,4 +1,4 @@
-"""NumPy reference of translation and the per-group merge/re-extract (SPEC §5).
+"""NumPy reference of translation and the per-group merge/re-extract (docs/design/spec.md#model).
 
 These are the oracles for the backends' ``translate`` and ``merge_and_reextract``.
 """

@@ -1,4 +1,4 @@
-"""Probe utilities: synthetic probes, the probe mask and probe normalisation (SPEC §2–§3)."""
+"""Probe utilities: synthetic probes, the probe mask and probe normalisation (docs/design/spec.md#forward-model to #scaling)."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def twin(field: np.ndarray) -> np.ndarray:
 def normalize_probe(
     probe: np.ndarray, probe_scale: float = 4.0, use_mask: bool = False
 ) -> np.ndarray:
-    """P_n = P / (probe_scale · mean over all N² pixels of |M · P|) (SPEC §3), complex64.
+    """P_n = P / (probe_scale · mean over all N² pixels of |M · P|) (docs/design/spec.md#scaling), complex64.
 
     Without the mask, M is all ones.
     """

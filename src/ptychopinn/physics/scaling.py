@@ -1,4 +1,4 @@
-"""The scale contract (SPEC §3): every scale factor, computed once by one function, persisted.
+"""The scale contract (docs/design/spec.md#scaling): every scale factor, computed once by one function, persisted.
 
 Training, inference, diagnostics and both backends read the same :class:`ScaleContract`; the
 input scale of the data being reconstructed is always computed by :func:`input_scale`.
@@ -38,7 +38,7 @@ def normalize_diffraction(diffraction: np.ndarray, scale: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ScaleContract:
-    """All scale factors of one model (SPEC §3).
+    """All scale factors of one model (docs/design/spec.md#scaling).
 
     ``photon_scale`` S maps normalised amplitudes to counts: λ̂ = (S·Â_n)², k = (S·X_n)².
     ``input_scale`` and ``mean_counts`` are the training data's a and n̄ (kept for diagnostics;

@@ -1,0 +1,1 @@
+"""The two backends, PyTorch (Lightning) and TensorFlow (Keras 3), behind one interface."""

@@ -1,0 +1,254 @@
+"""The physics-informed model: the `cnn` generator plus the differentiable physics layer (docs/design/spec.md#model).
+
+``PtychoPINN.forward`` is the only forward path: training, validation, inference and the
+diagnostics all call it, so training-time and inference-time patches are identical by design.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ptychopinn.backends.torch.features import backprojection_filters, input_features
+from ptychopinn.backends.torch.ops import (
+    crop_centre,
+    far_field_amplitude,
+    illuminate,
+    merge_and_reextract,
+    pad_to,
+    translate,
+)
+from ptychopinn.config import AmplitudeActivation, HeadKind, InputMode
+from ptychopinn.model.architecture import Architecture
+
+
+def _conv_pair(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1),
+        nn.ReLU(),
+    )
+
+
+class Encoder(nn.Module):
+    def __init__(self, in_channels: int, filters: list[int]):
+        super().__init__()
+        blocks, previous = [], in_channels
+        for width in filters:
+            blocks.append(nn.Sequential(_conv_pair(previous, width), nn.MaxPool2d(2)))
+            previous = width
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+class Decoder(nn.Module):
+    """[conv-ReLU, conv-ReLU, upsample ×2] blocks to N/2, then the head (docs/design/spec.md#model).
+
+    ``full`` adds one more block to reach N; ``probe_big`` adds the predecessor's outer branch
+    (upsample to N, conv, swish) masked to the border outside the central N/2 square.
+    """
+
+    def __init__(self, arch: Architecture, in_channels: int, activation):
+        super().__init__()
+        self.head_kind = arch.head
+        self.patch_size = arch.patch_size
+        self.activation = activation
+        blocks, previous = [], in_channels
+        for width in arch.decoder_filters:
+            blocks.append(nn.Sequential(_conv_pair(previous, width), nn.Upsample(scale_factor=2)))
+            previous = width
+        if arch.head is HeadKind.full:
+            width = arch.full_head_filters
+            blocks.append(nn.Sequential(_conv_pair(previous, width), nn.Upsample(scale_factor=2)))
+            previous = width
+        self.blocks = nn.Sequential(*blocks)
+        self.head = nn.Conv2d(previous, arch.output_channels, 3, padding=1)
+        if arch.head is HeadKind.probe_big:
+            self.outer = nn.Sequential(
+                nn.Upsample(scale_factor=2),
+                nn.Conv2d(previous, arch.output_channels, 3, padding=1),
+                nn.SiLU(),
+            )
+            centre = torch.ones(arch.patch_size // 2, arch.patch_size // 2)
+            self.register_buffer("border", 1 - pad_to(centre, arch.patch_size), persistent=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden = self.blocks(features)
+        value = self.activation(self.head(hidden))
+        if self.head_kind is HeadKind.full:
+            return value
+        value = pad_to(value, self.patch_size)
+        if self.head_kind is HeadKind.probe_big:
+            value = value + self.border * self.outer(hidden)
+        return value
+
+
+def _scaled_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    return 2 * torch.sigmoid(x)
+
+
+def _pi_tanh(x: torch.Tensor) -> torch.Tensor:
+    return math.pi * torch.tanh(x)
+
+
+class Generator(nn.Module):
+    """Per-pattern input features (B, C, F, N, N) → complex object patches (B, C', N, N)."""
+
+    # NHWC convolutions: training 1.2-1.8x and inference 1.4-1.9x faster on CPU (oneDNN) than
+    # NCHW (benchmarks/train_infer.py); the weights' values and shapes are the same in either layout
+    default_memory_format = torch.channels_last
+
+    def __init__(self, arch: Architecture):
+        super().__init__()
+        amplitude_activation = (
+            _scaled_sigmoid if arch.amplitude_activation is AmplitudeActivation.scaled_sigmoid else torch.sigmoid
+        )
+        self.per_pattern = arch.per_pattern
+        self.encoder = Encoder(arch.input_channels, arch.encoder_filters)
+        bottleneck = arch.encoder_filters[-1]
+        self.amplitude = Decoder(arch, bottleneck, amplitude_activation)
+        self.phase = Decoder(arch, bottleneck, _pi_tanh)
+        self.use_memory_format(self.default_memory_format)
+
+    def use_memory_format(self, memory_format: torch.memory_format) -> Generator:
+        """Lay weights and inputs out as ``memory_format`` (the same numbers either way)."""
+        self.memory_format = memory_format
+        return self.to(memory_format=memory_format)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        batch, channels, count, n, _ = features.shape
+        if self.per_pattern:
+            patches = self._patches(features.reshape(batch * channels, count, n, n))
+            return patches.reshape(batch, channels, n, n)
+        return self._patches(features.reshape(batch, channels * count, n, n))
+
+    def _patches(self, diffraction: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(diffraction.contiguous(memory_format=self.memory_format))
+        return torch.polar(self.amplitude(features), self.phase(features))
+
+
+@dataclass
+class ForwardOutput:
+    """One forward pass: predicted normalised amplitudes (B, C, N, N), the object patches that
+    produced them (B, C, N, N), and each group's object patch centred on the group centre."""
+
+    amplitude: torch.Tensor
+    object_patches: torch.Tensor
+    group_object: torch.Tensor
+    raw_patches: torch.Tensor
+    canvas: torch.Tensor | None
+
+
+class PtychoPINN(nn.Module):
+    """Generator + physics layer (merge/re-extract, probe, far field)."""
+
+    def __init__(self, arch: Architecture, probe: torch.Tensor):
+        super().__init__()
+        self.arch = arch
+        self.generator = Generator(arch)
+        self.register_buffer("probe", probe.to(torch.complex64), persistent=False)
+        mask = _disk(arch.patch_size) if arch.probe_mask else None
+        self.register_buffer("probe_mask", mask, persistent=False)
+        self.register_buffer("support", _head_support(arch), persistent=False)
+        filters = backprojection_filters(self.probe) if arch.input_mode is InputMode.backprojection else (None, None)
+        self.register_buffer("backprojection_phase", filters[0], persistent=False)
+        self.register_buffer("backprojection_inverse", filters[1], persistent=False)
+
+    def input_features(self, diffraction: torch.Tensor) -> torch.Tensor:
+        """(B, C, N, N) normalised amplitudes → (B, C, F, N, N) generator input."""
+        if self.backprojection_phase is None:
+            return diffraction[:, :, None]
+        return input_features(diffraction, self.backprojection_phase, self.backprojection_inverse)
+
+    def forward(
+        self,
+        diffraction: torch.Tensor,
+        offsets_xy: torch.Tensor,
+        raw_patches: torch.Tensor | None = None,
+    ) -> ForwardOutput:
+        """``raw_patches``: the generator's patches for ``diffraction`` when the caller already
+        has them (:class:`ScanPatchCache` at inference); the physics layer is the same either way."""
+        raw = self.generate(diffraction) if raw_patches is None else raw_patches
+        if self.arch.object_big and self.arch.channels > 1:
+            patches, canvas = merge_and_reextract(raw, offsets_xy, self.support, self.arch.canvas_size)
+            group_object = crop_centre(canvas, self.arch.patch_size)
+        elif self.arch.per_pattern:
+            # unmerged: every member keeps its own patch; member 0, moved into the group frame,
+            # stands for the group
+            patches, canvas = raw, None
+            group_object = translate(raw[:, 0], offsets_xy[:, 0]) if raw.shape[1] > 1 else raw[:, 0]
+        else:
+            patches, canvas = self._shared_patch(raw, offsets_xy), None
+            group_object = raw[:, 0]
+        amplitude = far_field_amplitude(illuminate(patches, self.probe, self.probe_mask))
+        return ForwardOutput(amplitude, patches, group_object, raw, canvas)
+
+    def generate(self, diffraction: torch.Tensor) -> torch.Tensor:
+        """(B, C, N, N) normalised amplitudes → the generator's (B, C', N, N) object patches."""
+        return self.generator(self.input_features(diffraction))
+
+    def _shared_patch(self, raw: torch.Tensor, offsets_xy: torch.Tensor) -> torch.Tensor:
+        """Without object_big one patch serves the group: member c sees it moved by −offset_c."""
+        batch, channels = offsets_xy.shape[:2]
+        if channels == 1:
+            return raw
+        n = self.arch.patch_size
+        repeated = raw[:, :1].expand(-1, channels, -1, -1).reshape(-1, n, n)
+        moved = translate(repeated, -offsets_xy.reshape(-1, 2))
+        return moved.reshape(batch, channels, n, n)
+
+
+class ScanPatchCache:
+    """The generator's patches for the distinct patterns of the last inference batch, by scan index.
+
+    With per-pattern encoding a patch depends on its pattern alone, and at gridsize > 1 the groups
+    of a batch, and of consecutive batches, share members. Reusing them evaluates every pattern of
+    a scan about once (a 19 × 19 scan at gridsize 2: 361 evaluations for 1 444 members, 534 when
+    reuse stopped at the batch) while holding one batch of patches. One cache serves one scan:
+    the patches are those of its normalised patterns.
+    """
+
+    def __init__(self, module: PtychoPINN):
+        if not module.arch.per_pattern:
+            raise ValueError("patches can be reused only with per-pattern encoding")
+        self.module = module
+        self._indices = np.empty(0, dtype=np.int64)
+        self._patches: torch.Tensor | None = None
+
+    def __call__(self, diffraction: torch.Tensor, members: np.ndarray) -> torch.Tensor:
+        """(B, C, N, N) normalised amplitudes and their (B, C) scan indices → raw patches."""
+        batch, channels, n, _ = diffraction.shape
+        distinct, first, inverse = np.unique(np.asarray(members).ravel(), return_index=True,
+                                             return_inverse=True)
+        cached = np.isin(distinct, self._indices)
+        patches = torch.empty((len(distinct), n, n), dtype=torch.complex64, device=diffraction.device)
+        if cached.any():
+            rows = np.searchsorted(self._indices, distinct[cached])
+            patches[self._index(cached)] = self._patches[self._index(rows)]
+        if not cached.all():
+            fresh = diffraction.reshape(batch * channels, 1, n, n)[self._index(first[~cached])]
+            patches[self._index(~cached)] = self.module.generate(fresh)[:, 0]
+        self._indices, self._patches = distinct, patches
+        return patches[self._index(inverse.ravel())].reshape(batch, channels, n, n)
+
+    def _index(self, values: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(values)).to(self.module.probe.device)
+
+
+def _disk(n: int) -> torch.Tensor:
+    coords = torch.arange(n, dtype=torch.float32) - n / 2
+    return (torch.hypot(coords[:, None], coords[None, :]) <= n / 4).to(torch.float32)
+
+
+def _head_support(arch: Architecture) -> torch.Tensor:
+    n = arch.patch_size
+    if arch.head is HeadKind.central:
+        return pad_to(torch.ones(n // 2, n // 2), n)
+    return torch.ones(n, n)

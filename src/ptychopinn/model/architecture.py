@@ -1,0 +1,75 @@
+"""The `cnn` generator's architecture, backend-neutral (docs/design/spec.md#model).
+
+Both backends build their network from one :class:`Architecture`; the bundle persists the
+settings it is derived from (:meth:`ptychopinn.model.trained.TrainedModel.architecture`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ptychopinn.config import AmplitudeActivation, GroupEncoding, HeadKind, InputMode
+
+SUPPORTED_PATCH_SIZES = (32, 64, 128, 256)
+BOTTLENECK = 8
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Everything needed to rebuild the network (persisted in the bundle)."""
+
+    patch_size: int = 64
+    channels: int = 4  # C = gridsize²
+    n_filters_scale: int = 2
+    object_big: bool = True
+    head: HeadKind = HeadKind.full
+    amplitude_activation: AmplitudeActivation = AmplitudeActivation.scaled_sigmoid
+    group_encoding: GroupEncoding = GroupEncoding.per_pattern
+    input_mode: InputMode = InputMode.amplitude
+    probe_mask: bool = False
+    canvas_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.patch_size not in SUPPORTED_PATCH_SIZES:
+            raise ValueError(f"patch size {self.patch_size} unsupported; use one of {SUPPORTED_PATCH_SIZES}")
+
+    @property
+    def per_pattern(self) -> bool:
+        return self.group_encoding is GroupEncoding.per_pattern
+
+    @property
+    def features_per_pattern(self) -> int:
+        """Amplitude alone, or amplitude + real and imaginary back-projected estimate."""
+        return 3 if self.input_mode is InputMode.backprojection else 1
+
+    @property
+    def input_channels(self) -> int:
+        return self.features_per_pattern * (1 if self.per_pattern else self.channels)
+
+    @property
+    def output_channels(self) -> int:
+        """C' of the heads: C for a merged group (joint), else one patch per network pass."""
+        return self.channels if self.object_big and not self.per_pattern else 1
+
+    @property
+    def encoder_filters(self) -> list[int]:
+        blocks = int(math.log2(self.patch_size // BOTTLENECK))
+        return [32 * 2**i * self.n_filters_scale for i in range(blocks)]
+
+    @property
+    def decoder_filters(self) -> list[int]:
+        """Decoder blocks from the bottleneck up to N/2 (…, 64, 32)·s."""
+        blocks = int(math.log2(self.patch_size // 2 // BOTTLENECK))
+        return [32 * 2 ** (blocks - 1 - i) * self.n_filters_scale for i in range(blocks)]
+
+    @property
+    def full_head_filters(self) -> int:
+        """Width of the extra decoder block that takes the ``full`` head from N/2 to N."""
+        return 32 * self.n_filters_scale // 2
+
+
+def canvas_size_for(patch_size: int, max_offset: float) -> int:
+    """Smallest even canvas holding a patch moved by up to ``max_offset`` px (plus bilinear margin)."""
+    size = patch_size + 2 * (math.ceil(max_offset) + 1)
+    return size + (size % 2)

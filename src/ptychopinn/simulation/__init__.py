@@ -1,0 +1,1 @@
+"""Simulated scans: test objects, probes, scan patterns and Poisson-noisy diffraction."""
