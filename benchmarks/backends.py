@@ -28,14 +28,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from _common import print_json, timed, write_results  # noqa: E402
+from common import print_json, timed, write_results  # noqa: E402
 
 from ptychopinn.api import build_scales, evaluate, reconstruct  # noqa: E402
+from ptychopinn.backends.torch.backend import torch_weights  # noqa: E402
 from ptychopinn.config import resolve_settings  # noqa: E402
 from ptychopinn.data.grouped import GroupedScan  # noqa: E402
-from ptychopinn.diagnostics.parity import _epoch_metrics, backend_parity  # noqa: E402
-from ptychopinn.model.architecture import canvas_size_for  # noqa: E402
-from ptychopinn.model.trained import ModelGeometry, TrainedModel, torch_weights  # noqa: E402
+from ptychopinn.diagnostics.parity import backend_parity, epoch_metrics  # noqa: E402
+from ptychopinn.model.architecture import ModelGeometry, canvas_size_for  # noqa: E402
+from ptychopinn.model.trained import TrainedModel  # noqa: E402
 from ptychopinn.physics import normalize_probe  # noqa: E402
 from ptychopinn.simulation.simulate import simulate  # noqa: E402
 
@@ -70,7 +71,7 @@ def train_both(scan, settings, workdir: Path) -> dict:
         model = TrainedModel(resolve_settings(None, {**settings.to_plain(), "backend": name}), geometry,
                              scales, probe, weights, backend=name)
         runs[name] = {"model": model, "seconds": seconds, "epochs": result.epochs_run,
-                      "metrics": _epoch_metrics(result.metrics_csv), "groups": len(grouped)}
+                      "metrics": epoch_metrics(result.metrics_csv), "groups": len(grouped)}
     return runs
 
 
@@ -83,7 +84,7 @@ def steady_training_rate(model: TrainedModel, scan, backend: str, steps: int) ->
     if backend == "torch":
         from ptychopinn.backends.torch.losses import data_loss
 
-        network = model.torch_module().train()
+        network = model.build_module().train()
         optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
         xt, ot = torch.from_numpy(x), torch.from_numpy(offsets)
 
@@ -96,7 +97,7 @@ def steady_training_rate(model: TrainedModel, scan, backend: str, steps: int) ->
         import keras
         import tensorflow as tf
 
-        network = model.tf_model()
+        network = model.build_module("tensorflow")
         network.configure_training(model.scales.photon_scale, settings.training.loss)
         optimizer = keras.optimizers.Adam(learning_rate=1e-3, epsilon=1e-8)
 

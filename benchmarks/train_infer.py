@@ -22,17 +22,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from _common import print_json, timed, write_results  # noqa: E402
+from common import print_json, timed, write_results  # noqa: E402
 
 from ptychopinn.api import build_scales, reconstruct, with_resolved_batch_size  # noqa: E402
+from ptychopinn.backends.torch.backend import torch_weights  # noqa: E402
 from ptychopinn.backends.torch.device import resolve_device  # noqa: E402
 from ptychopinn.backends.torch.losses import data_loss  # noqa: E402
 from ptychopinn.backends.torch.model import PtychoPINN  # noqa: E402
 from ptychopinn.backends.torch.ops import far_field_amplitude  # noqa: E402
 from ptychopinn.config import resolve_settings  # noqa: E402
 from ptychopinn.data.grouped import GroupedScan  # noqa: E402
-from ptychopinn.model.architecture import canvas_size_for  # noqa: E402
-from ptychopinn.model.trained import ModelGeometry, TrainedModel, torch_weights  # noqa: E402
+from ptychopinn.model.architecture import ModelGeometry, canvas_size_for  # noqa: E402
+from ptychopinn.model.trained import TrainedModel  # noqa: E402
 from ptychopinn.physics import normalize_probe  # noqa: E402
 from ptychopinn.simulation.simulate import simulate  # noqa: E402
 
@@ -55,7 +56,7 @@ LAYOUTS = {"NHWC": torch.channels_last, "NCHW": torch.contiguous_format}
 def training_rate(model: TrainedModel, scan, steps: int, device, layout: str) -> float:
     settings = model.settings
     grouped = GroupedScan.build(scan, settings.data)
-    network = model.torch_module(device).train()
+    network = model.build_module(device=device).train()
     network.generator.use_memory_format(LAYOUTS[layout])
     optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
     batch = settings.training.batch_size

@@ -21,8 +21,8 @@ def rng():
 
 @pytest.fixture(scope="module", params=["torch", "tensorflow"])
 def backend(request):
-    """Each backend behind one NumPy-in/NumPy-out interface (tests/backend_adapters.py); the op,
+    """Each backend behind one NumPy-in/NumPy-out interface (tests/helpers.py); the op,
     model and reconstruction suites that use it run once per backend, with the same assertions."""
-    from backend_adapters import ADAPTERS
+    from helpers import ADAPTERS
 
     return ADAPTERS[request.param]()

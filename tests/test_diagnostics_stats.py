@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import STAT_KEYS, assert_real_png, strict_load
 from ptychopinn.diagnostics import (
     DebugDump,
     PatchAccumulator,
@@ -27,25 +28,6 @@ from ptychopinn.diagnostics import (
 )
 from ptychopinn.diagnostics.stages import STAGE_NAMES
 from ptychopinn.reconstruction.result import Reconstruction
-
-STAT_KEYS = {"mean", "std", "min", "max", "var_zero_mean"}
-
-
-def strict_load(path):
-    """json.load that refuses NaN/Infinity tokens (strict JSON)."""
-    def refuse(token):
-        raise AssertionError(f"non-strict JSON token {token} in {path}")
-
-    return json.loads(path.read_text(), parse_constant=refuse)
-
-
-def assert_real_png(path, min_std=5.0):
-    from PIL import Image
-
-    with Image.open(path) as image:
-        assert image.format == "PNG"
-        assert np.asarray(image.convert("L"), dtype=float).std() > min_std
-
 
 # ---------------------------------------------------------------------------------------------
 # statistics
@@ -141,13 +123,10 @@ def test_patch_stats_recorder_schema_limit_and_phase(rng, tmp_path, caplog):
 
 
 def test_no_observer_without_the_flags(tmp_path):
-    import argparse
+    from ptychopinn.cli.diagnostics import DiagnosticOptions, InferDiagnostics, train_observers
 
-    from ptychopinn.cli.diagnostics import InferDiagnostics, train_observers
-
-    args = argparse.Namespace(output_dir=tmp_path, log_patch_stats=False, patch_stats_limit=2,
-                              debug_dump=None, capture_stages=None, capture_groups=8)
-    assert train_observers(args) == [] and InferDiagnostics(args, tmp_path).observers == []
+    options = DiagnosticOptions()
+    assert train_observers(options, tmp_path) == [] and InferDiagnostics(options, tmp_path).observers == []
     assert not any(tmp_path.iterdir())
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from helpers import architecture
+from ptychopinn.backends import get_backend
 from ptychopinn.backends.torch.features import backprojection_filters
 from ptychopinn.backends.torch.features import input_features as torch_features
+from ptychopinn.config import GroupEncoding, InputMode
 from ptychopinn.physics import forward_amplitude, make_probe, normalize_probe
 from ptychopinn.physics.backprojection import backproject, input_features
 
@@ -38,15 +41,11 @@ def test_torch_features_match_reference(rng):
 
 
 def test_model_with_backprojection_input_has_three_features_per_pattern():
-    from ptychopinn.backends.torch.model import PtychoPINN
-    from ptychopinn.config import GroupEncoding, InputMode
-    from ptychopinn.model.architecture import Architecture
-
-    probe = torch.from_numpy(normalize_probe(make_probe(32, "defocused")))
+    probe = normalize_probe(make_probe(32, "defocused"))
     for encoding, expected in ((GroupEncoding.per_pattern, 3), (GroupEncoding.joint, 12)):
-        arch = Architecture(patch_size=32, channels=4, n_filters_scale=1, group_encoding=encoding,
-                            input_mode=InputMode.backprojection, canvas_size=44)
-        model = PtychoPINN(arch, probe).eval()
+        arch = architecture(32, 2, group_encoding=encoding, input_mode=InputMode.backprojection)
+        assert arch.canvas_size == 44 and arch.object_big
+        model = get_backend("torch").build_module(arch, probe)
         assert model.generator.encoder.blocks[0][0][0].in_channels == expected
         x = torch.rand(2, 4, 32, 32)
         with torch.no_grad():

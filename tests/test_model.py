@@ -1,5 +1,5 @@
 """The `cnn` generator and the PINN forward path (docs/design/spec.md#model), for both backends: one suite,
-parametrised over the backends by the ``backend`` fixture (tests/backend_adapters.py)."""
+parametrised over the backends by the ``backend`` fixture (tests/helpers.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from backend_adapters import model_inputs as inputs
+from helpers import TorchAdapter, architecture
+from helpers import model_inputs as inputs
 from ptychopinn.config import AmplitudeActivation, GroupEncoding, HeadKind
-from ptychopinn.model.architecture import Architecture
 
 
 @pytest.mark.parametrize("n", [32, 64, 128, 256])
 def test_encoder_reaches_8x8_for_every_supported_size(n):
-    arch = Architecture(patch_size=n, channels=1, object_big=False)
+    arch = architecture(n, gridsize=1, object_big=False)
     assert n // 2 ** len(arch.encoder_filters) == 8
     assert arch.decoder_filters[-1] == 32 * arch.n_filters_scale
     assert 8 * 2 ** len(arch.decoder_filters) == n // 2
@@ -35,7 +35,7 @@ def test_output_shapes(backend, n, gridsize, head):
 
 def test_unsupported_patch_size_is_rejected():
     with pytest.raises(ValueError, match="unsupported"):
-        Architecture(patch_size=48)
+        architecture(48)
 
 
 def test_full_head_covers_the_whole_field_central_does_not(backend):
@@ -130,10 +130,9 @@ def test_inference_evaluates_each_pattern_once_across_batches_with_the_same_resu
     goes through the generator once (ScanPatchCache), and every output is unchanged."""
     import torch
 
-    from backend_adapters import TorchBackend
     from ptychopinn.backends.torch.model import ScanPatchCache
 
-    module = TorchBackend().build(32, 2).module
+    module = TorchAdapter().build(32, 2).network
     patterns, _ = inputs(7, 1, 32, seed=5)
     batches = [np.array([[0, 1, 2, 3], [1, 2, 3, 4]]), np.array([[2, 3, 4, 5], [3, 4, 5, 6]])]
     offsets = torch.from_numpy(inputs(2, 4, 32, seed=6)[1])
@@ -153,8 +152,7 @@ def test_inference_evaluates_each_pattern_once_across_batches_with_the_same_resu
 
 
 def test_patch_reuse_refuses_joint_encoding():
-    from backend_adapters import TorchBackend
     from ptychopinn.backends.torch.model import ScanPatchCache
 
     with pytest.raises(ValueError, match="per-pattern"):
-        ScanPatchCache(TorchBackend().build(32, 2, group_encoding=GroupEncoding.joint).module)
+        ScanPatchCache(TorchAdapter().build(32, 2, group_encoding=GroupEncoding.joint).network)

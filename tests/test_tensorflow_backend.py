@@ -1,7 +1,7 @@
 """The TensorFlow backend: lazy import, weight conversion, XLA, one bundle for both backends,
 and numerical parity with PyTorch (forward stages, gradients, training, reconstruction, CLI).
 
-Tolerances (float32 everywhere; measured values in the README, "TensorFlow backend and parity"):
+Tolerances (float32 everywhere; measured values in docs/guides/tensorflow.md):
 * forward stages, same weights and batch: relative difference max|a − b| / max|a| ≤ 1e-4
   (measured ~1e-6);
 * gradients of the training loss w.r.t. all weights: ‖g_tf − g_torch‖ / ‖g_torch‖ ≤ 2e-4 over
@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend_adapters import TensorFlowBackend, TorchBackend, model_inputs
+from helpers import TensorFlowAdapter, TorchAdapter, model_inputs
 from ptychopinn.config import GroupEncoding, HeadKind, InputMode, resolve_settings
 
 STAGE_RTOL = 1e-4
@@ -42,12 +42,12 @@ def relative(a, b) -> float:
 
 @pytest.fixture(scope="module")
 def tf_backend():
-    return TensorFlowBackend()
+    return TensorFlowAdapter()
 
 
 @pytest.fixture(scope="module")
 def torch_backend():
-    return TorchBackend()
+    return TorchAdapter()
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +81,9 @@ def test_missing_tensorflow_is_a_clear_error(tmp_path):
     result = _run_python(
         "import sys\n"
         "sys.modules['tensorflow'] = None  # as if not installed\n"
-        "from ptychopinn.api import require_backend\n"
+        "from ptychopinn.backends import get_backend\n"
         "try:\n"
-        "    require_backend('tensorflow')\n"
+        "    get_backend('tensorflow')\n"
         "except ImportError as error:\n"
         "    print('API:', error)\n"
         "from ptychopinn.cli import main\n"
@@ -138,7 +138,7 @@ def test_weights_convert_both_ways_with_equal_outputs(tf_backend, torch_backend)
         a = source.build(32, 2, seed=3, **kw)
         b = target.build(32, 2, seed=11, **kw)
         if target is torch_backend:
-            b.module.load_state_dict({k: torch.from_numpy(v) for k, v in a.weights().items()})
+            b.network.load_state_dict({k: torch.from_numpy(v) for k, v in a.weights().items()})
         else:
             b.load(a.weights())
         out_a, out_b = a(x, offsets), b(x, offsets)
@@ -251,7 +251,7 @@ def test_training_gradients_with_and_without_xla_match_torch(tf_backend, twin_mo
             loss, _ = network.loss_of(x, offsets)
         return loss, tape.gradient(loss, [v for layer in layers.values() for v in (layer.kernel, layer.bias)])
 
-    module = torch_model.module
+    module = torch_model.network
     x_all, offsets_all = model_inputs(64, 4, 32, seed=4)
     for batch in BATCHES:
         x, offsets = x_all[:batch], offsets_all[:batch]
@@ -278,13 +278,13 @@ def test_plateau_schedule_follows_torch(tf_backend):
     """The Keras reduce-on-plateau callback gives torch's learning-rate sequence."""
     import keras
 
-    from ptychopinn.backends.tensorflow.training import _keras_training_classes
+    from ptychopinn.backends.tensorflow.training import keras_training_classes
 
     losses = [5.0, 4.0, 4.0, 3.9999, 4.1, 4.2, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 2.0, 2.0, 2.0, 2.0]
     parameter = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.Adam([parameter], lr=1e-3)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2, min_lr=1e-4)
-    callback = _keras_training_classes().ReduceLROnPlateau("val_loss", 0.5, 2, 1e-4)
+    callback = keras_training_classes().ReduceLROnPlateau("val_loss", 0.5, 2, 1e-4)
     model = keras.Sequential([keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3))
     callback.set_model(model)
@@ -297,7 +297,7 @@ def test_plateau_schedule_follows_torch(tf_backend):
 
 def test_adam_follows_torch(tf_backend):
     """TorchAdam = torch.optim.Adam, also for gradients of the size of ε (Keras's Adam differs)."""
-    from ptychopinn.backends.tensorflow.training import _keras_training_classes
+    from ptychopinn.backends.tensorflow.training import keras_training_classes
 
     tf = tf_backend.tf
     rng = np.random.default_rng(0)
@@ -305,7 +305,7 @@ def test_adam_follows_torch(tf_backend):
     parameter = torch.nn.Parameter(torch.from_numpy(start.copy()))
     optimizer = torch.optim.Adam([parameter], lr=1e-3)
     variable = tf.Variable(start.copy())
-    adam = _keras_training_classes().TorchAdam(learning_rate=1e-3)
+    adam = keras_training_classes().TorchAdam(learning_rate=1e-3)
     for _ in range(20):
         gradient = (rng.standard_normal(5) * [1, 1e-3, 1e-8, 1e-9, 0]).astype(np.float32)
         parameter.grad = torch.from_numpy(gradient)
@@ -315,14 +315,14 @@ def test_adam_follows_torch(tf_backend):
 
 
 def test_both_backends_draw_the_same_batches(tiny_scan):
-    from ptychopinn.backends.tensorflow.training import _keras_training_classes
+    from ptychopinn.backends.tensorflow.training import keras_training_classes
     from ptychopinn.backends.torch.data_module import GroupDataset, make_loader
     from ptychopinn.data.grouped import GroupedScan, epoch_order
 
     grouped = GroupedScan.build(tiny_scan, resolve_settings(None, {"data": {"n_groups": 40}}).data)
     selection = np.arange(3, 40)
     loader = make_loader(GroupDataset(grouped, selection), 16, True, seed=5)
-    batches = _keras_training_classes().GroupBatches(grouped, selection, 16, True, 5)
+    batches = keras_training_classes().GroupBatches(grouped, selection, 16, True, 5)
     for epoch in range(2):
         loader.sampler.set_epoch(epoch)  # what Lightning does before every epoch
         batches.on_epoch_begin()  # what Keras does before every epoch
@@ -415,8 +415,8 @@ def test_a_bundle_from_either_backend_runs_in_both(trained_by_each, tiny_scan, t
     grouped = GroupedScan.build(tiny_scan, model.settings.data)
     x, offsets = grouped.diffraction(slice(0, 16)), grouped.offsets(slice(0, 16))
     with torch.no_grad():
-        a = model.torch_module()(torch.from_numpy(x), torch.from_numpy(offsets))
-    b = Predictor(model.tf_model(), "cpu")(x, offsets)
+        a = model.build_module("torch")(torch.from_numpy(x), torch.from_numpy(offsets))
+    b = Predictor(model.build_module("tensorflow"), "cpu")(x, offsets)
     assert relative(a.amplitude.numpy(), b.amplitude) < STAGE_RTOL
     assert relative(a.object_patches.numpy(), b.object_patches) < STAGE_RTOL
 

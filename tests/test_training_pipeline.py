@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import assert_real_png
 from ptychopinn.api import reconstruct, train_with_summary
 from ptychopinn.backends.torch.data_module import GroupDataset, make_loader
 from ptychopinn.backends.torch.device import resolve_device
@@ -44,10 +45,7 @@ def test_training_writes_every_output(trained):
     val_losses = [float(r["val_loss"]) for r in rows if r.get("val_loss")]
     assert len(train_losses) == 2 and len(val_losses) == 2 and all(np.isfinite(train_losses))
     assert list((out / "checkpoints").glob("*.ckpt"))
-    from PIL import Image
-
-    with Image.open(out / "training_curves.png") as image:
-        assert image.format == "PNG" and np.asarray(image.convert("L")).std() > 5
+    assert_real_png(out / "training_curves.png")
 
 
 def test_training_reduces_the_loss(trained):
@@ -107,8 +105,8 @@ def test_bundle_round_trip_gives_identical_outputs(trained, tiny_scan, tmp_path)
     x = torch.from_numpy(grouped.diffraction(slice(0, 8)))
     offsets = torch.from_numpy(grouped.offsets(slice(0, 8)))
     with torch.no_grad():
-        a = model.torch_module()(x, offsets).amplitude
-        b = again.torch_module()(x, offsets).amplitude
+        a = model.build_module()(x, offsets).amplitude
+        b = again.build_module()(x, offsets).amplitude
     assert torch.equal(a, b)
     assert load_bundle(copy_path).backend == "torch"
 
@@ -141,13 +139,13 @@ def test_forward_parity_training_and_inference_paths(trained, tiny_scan):
 
     from ptychopinn.backends.torch.lightning_module import PINNModule
 
-    module = PINNModule(model.torch_module(), model.scales.photon_scale, model.settings.training)
+    module = PINNModule(model.build_module(), model.scales.photon_scale, model.settings.training)
     captured = {}
     module.batch_observers.append(lambda phase, i, batch, out: captured.update(out=out))
     module.log = lambda *a, **k: None  # outside a Trainer
     with torch.no_grad():
         module.training_step((train_x, train_offsets), 0)
-        inference = model.torch_module()(infer_x, infer_offsets)
+        inference = model.build_module()(infer_x, infer_offsets)
     # equal to float32 rounding: bitwise on 2 cores, not always on a 16-core machine (oneDNN
     # may split a convolution's sums differently between calls)
     for name in ("object_patches", "amplitude"):
@@ -164,7 +162,7 @@ def test_batch_observers_run_on_rank_zero_only(trained, tiny_scan):
     grouped = GroupedScan.build(tiny_scan, model.settings.data)
     batch = (torch.from_numpy(grouped.diffraction(slice(0, 4))), torch.from_numpy(grouped.offsets(slice(0, 4))))
     calls = []
-    module = PINNModule(model.torch_module(), model.scales.photon_scale, model.settings.training)
+    module = PINNModule(model.build_module(), model.scales.photon_scale, model.settings.training)
     module.batch_observers.append(lambda phase, i, b, out: calls.append(i))
     module.log = lambda *a, **k: None
     with torch.no_grad():

@@ -52,13 +52,14 @@ import dataclasses
 import numpy as np
 import pytest
 
+from helpers import run_cli
 from ptychopinn.api import train_with_summary
+from ptychopinn.backends import get_backend
 from ptychopinn.config import resolve_settings
 from ptychopinn.data.grouped import GroupedScan
 from ptychopinn.diagnostics import debug_dump, var_zero_mean, write_strict_json
 from ptychopinn.evaluation.truth import align_to_truth
 from ptychopinn.physics.forward import extract_patches
-from test_cli_foundation import run_cli
 
 GUARD_SETTINGS = {"model": {"n_filters_scale": 1},
                   "training": {"epochs": 8, "batch_size": 8, "loss": "poisson"}}
@@ -114,15 +115,14 @@ def runs(tiny_scan, tmp_path_factory):
         if gridsize not in cache:
             import torch
 
-            from ptychopinn.backends.torch.model import PtychoPINN
-            from ptychopinn.model.trained import torch_weights
+            from ptychopinn.backends.torch.backend import torch_weights
 
             root = tmp_path_factory.mktemp(f"guards{gridsize}")
             settings = resolve_settings(None, {**GUARD_SETTINGS, "data": {"gridsize": gridsize,
                                                                           "n_groups": N_GROUPS[gridsize]}})
             model = train_with_summary(tiny_scan, root / "train", settings).model
             torch.manual_seed(0)
-            fresh = PtychoPINN(model.architecture(), torch.from_numpy(model.probe))  # default init
+            fresh = get_backend("torch").build_module(model.architecture(), model.probe)  # default init
             untrained = dataclasses.replace(model, weights=torch_weights(fresh))
             cache[gridsize] = SimpleRun(root, model, measure(model, tiny_scan, root / "dump"),
                                         measure(untrained, tiny_scan, root / "untrained"))

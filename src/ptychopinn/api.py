@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,20 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from ptychopinn.backends import ModelBackend, TrainingResult, TrainingRun, get_backend
 from ptychopinn.config import Backend, GroupEncoding, Settings, StitchWeighting, resolve_settings
 from ptychopinn.data import Scan, load_scan
 from ptychopinn.data.grouped import GroupedScan, split_groups
-from ptychopinn.model.architecture import canvas_size_for
-from ptychopinn.model.trained import (
-    MODEL_FILE,
-    SETTINGS_FILE,
-    ModelGeometry,
-    TrainedModel,
-    load_model,
-    torch_weights,
-)
+from ptychopinn.model.architecture import Architecture, ModelGeometry, canvas_size_for
+from ptychopinn.model.trained import MODEL_FILE, SETTINGS_FILE, TrainedModel, load_model
 from ptychopinn.physics.probe import TWIN_SYMMETRIC_BELOW, normalize_probe, twin_asymmetry
 from ptychopinn.physics.scaling import ScaleContract
+from ptychopinn.plots import plot_training_curves
 from ptychopinn.progress import progress
 from ptychopinn.reconstruction.result import Reconstruction
 from ptychopinn.reconstruction.stitch import Stitcher
@@ -39,13 +35,14 @@ log = logging.getLogger(__name__)
 CURRICULUM_DIR = "curriculum"  # the gridsize-1 stage's logs, inside the training output directory
 
 
-def _as_scan(scan: Scan | str | Path, intensity: bool = False) -> Scan:
+def as_scan(scan: Scan | str | Path, intensity: bool = False) -> Scan:
+    """``scan``, or the scan file it names loaded (``intensity``: the file holds counts)."""
     return scan if isinstance(scan, Scan) else load_scan(scan, intensity=intensity)
 
 
 def _as_settings(settings: Settings | None, overrides: dict[str, Any] | None) -> Settings:
     if settings is not None and overrides:
-        return resolve_settings(None, {**settings.to_plain(), **overrides})
+        return settings.with_overrides(overrides)
     return settings if settings is not None else resolve_settings(None, overrides)
 
 
@@ -56,17 +53,6 @@ def _with_backend(settings: Settings, backend: Backend | str | None) -> Settings
     settings = settings.model_copy(deep=True)
     settings.backend = Backend(backend)
     return settings
-
-
-def require_backend(backend: Backend | str) -> Backend:
-    """The backend, after checking it can be loaded (TensorFlow is optional: a clear error
-    naming ``pip install 'ptychopinn[tensorflow]'`` when it is missing)."""
-    backend = Backend(backend)
-    if backend is Backend.tensorflow:
-        from ptychopinn.backends.tensorflow.runtime import tensorflow
-
-        tensorflow()
-    return backend
 
 
 def build_scales(scan: Scan, settings: Settings) -> ScaleContract:
@@ -118,10 +104,8 @@ def train_with_summary(
     backend: Backend | str | None = None,
 ) -> TrainingSummary:
     settings = _with_backend(_as_settings(settings, overrides), backend)
-    require_backend(settings.backend)
-    if resume and settings.backend is not Backend.torch:
-        raise ValueError("--resume continues a Lightning checkpoint: it needs --backend torch")
-    scan = _as_scan(scan, settings.data.intensity)
+    get_backend(settings.backend).check(settings, resume=Path(resume) if resume else None)
+    scan = as_scan(scan, settings.data.intensity)
     settings = with_resolved_batch_size(settings, scan)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -137,8 +121,6 @@ def train_with_summary(
     model_path = draft.save(output_dir / MODEL_FILE)
     draft.source = model_path
     if result.metrics_csv is not None:
-        from ptychopinn.plots import plot_training_curves
-
         plot_training_curves(result.metrics_csv, output_dir / "training_curves.png")
     return TrainingSummary(draft, model_path, output_dir, first_epochs + result.epochs_run, result.device,
                            first_epochs)
@@ -158,14 +140,14 @@ def with_resolved_batch_size(settings: Settings, scan: Scan) -> Settings:
 
 def warn_if_twin_symmetric(probe: np.ndarray) -> bool:
     """Warn (and return True) when the probe is its own twin: the network then cannot resolve the
-    twin per pattern and its object may mix patches with their twins (README, quality)."""
+    twin per pattern and its object may mix patches with their twins (docs/lab-notes/2026-11-25-network-quality.md)."""
     asymmetry = twin_asymmetry(probe)
     if asymmetry >= TWIN_SYMMETRIC_BELOW:
         return False
     log.warning("the probe is real and centro-symmetric (twin asymmetry %.2g): an object patch and its "
                 "twin (conjugated, point-reflected) give the same diffraction, so the network cannot tell "
                 "them apart and its reconstruction may mix the two. Refine its output (infer "
-                "--refine-steps K; --flat-check K refines a flat start alongside for K passes and keeps "
+                "--refine-passes K; --flat-check K refines a flat start alongside for K passes and keeps "
                 "whichever fits the data better) or reconstruct iteratively (refine --init flat).", asymmetry)
     return True
 
@@ -180,7 +162,7 @@ def _curriculum_stage(
 ) -> tuple[dict, int]:
     """Curriculum over gridsize: with per-pattern encoding the network of a gridsize-C model is
     the gridsize-1 network, so extra epochs first train it on single patterns (C× cheaper, and a
-    better start than the merge finds on its own: README, reconstruction quality) before the
+    better start than the merge finds on its own: docs/lab-notes/2026-11-25-network-quality.md) before the
     group's physics takes over. Returns the weights and the epochs run."""
     stage = settings.model_copy(deep=True)
     stage.data.gridsize, stage.model.object_big, stage.training.epochs = 1, None, epochs
@@ -200,33 +182,21 @@ def _train_stage(
     quiet: bool = True,
     batch_observers: list | None = None,
     initial_weights: dict | None = None,
-):
-    """One training run of ``settings`` → (the trained model, not yet saved; the backend's result)."""
+) -> tuple[TrainedModel, TrainingResult]:
+    """One training run of ``settings`` with ``settings.backend`` → (the trained model, not yet
+    saved; the backend's result)."""
+    backend = get_backend(settings.backend)
     grouped = GroupedScan.build(scan, settings.data)
     scales = build_scales(scan, settings)
     probe = normalize_probe(scan.probe, settings.physics.probe_scale, settings.physics.probe_mask)
     geometry = ModelGeometry(scan.patch_size, canvas_size_for(scan.patch_size, grouped.max_offset))
-    draft = TrainedModel(settings, geometry, scales, probe, weights={}, backend=settings.backend.value)
     log.info("scale contract: a=%.6g, n̄=%.6g counts, S=%.6g", scales.input_scale,
              scales.mean_counts, scales.photon_scale)
-    if settings.backend is Backend.tensorflow:
-        from ptychopinn.backends.tensorflow.training import train_tf
-
-        result = train_tf(grouped, settings, scales, probe, draft.architecture(), output_dir,
-                          quiet=quiet, batch_observers=batch_observers, initial_weights=initial_weights)
-        draft.weights = result.weights
-    else:
-        import torch
-
-        from ptychopinn.backends.torch.training import train_torch
-
-        result = train_torch(
-            grouped, settings, scales, torch.from_numpy(probe), draft.architecture(), output_dir,
-            resume=Path(resume) if resume else None, quiet=quiet, batch_observers=batch_observers,
-            initial_weights=initial_weights,
-        )
-        draft.weights = torch_weights(result.model)
-    return draft, result
+    arch = Architecture.from_settings(settings, geometry)
+    result = backend.train(TrainingRun(grouped, settings, scales, probe, arch, output_dir, quiet=quiet,
+                                       batch_observers=batch_observers, initial_weights=initial_weights,
+                                       resume=Path(resume) if resume else None))
+    return TrainedModel(settings, geometry, scales, probe, result.weights, backend=backend.name), result
 
 
 def finetune(
@@ -236,30 +206,28 @@ def finetune(
     output_dir: str | Path,
     *,
     quiet: bool = True,
+    backend: Backend | str | ModelBackend | None = None,
 ) -> TrainedModel:
     """Self-supervised fine-tuning: continue training ``model`` on the scan being reconstructed
     (its own diffraction, its own probe and scales; no ground truth). Returns a new model; the
-    bundle on disk is untouched unless the caller saves the result."""
-    import dataclasses
+    bundle on disk is untouched unless the caller saves the result.
 
-    import torch
-
-    from ptychopinn.backends.torch.training import train_torch
-
-    scan = _as_scan(scan, model.settings.data.intensity)
+    ``backend``: the one that trains, by default the model's own (``settings.backend``); the
+    returned model records it, in its settings and as the bundle's backend."""
+    backend = get_backend(backend or model.settings.backend)
+    scan = as_scan(scan, model.settings.data.intensity)
     _check_compatible(model, scan)
     warn_if_twin_symmetric(scan.probe)  # training on the scan faces the same ambiguity
     settings = model.settings.model_copy(deep=True)
-    settings.training.epochs = epochs
-    output_dir = Path(output_dir)
+    settings.backend, settings.training.epochs = Backend(backend.name), epochs
+    backend.check(settings)
     grouped = GroupedScan.build(scan, settings.data)
     scales = build_scales(scan, settings)
     probe = normalize_probe(scan.probe, settings.physics.probe_scale, settings.physics.probe_mask)
-    tuned = dataclasses.replace(model, settings=settings, scales=scales, probe=probe, source=None)
-    result = train_torch(grouped, settings, scales, torch.from_numpy(probe), tuned.architecture(),
-                         output_dir, quiet=quiet, initial_weights=model.weights)
-    tuned.weights = torch_weights(result.model)
-    return tuned
+    result = backend.train(TrainingRun(grouped, settings, scales, probe, model.architecture(), Path(output_dir),
+                                       quiet=quiet, initial_weights=model.weights))
+    return dataclasses.replace(model, settings=settings, scales=scales, probe=probe, weights=result.weights,
+                               backend=backend.name, source=None)
 
 
 def reconstruct(
@@ -273,7 +241,7 @@ def reconstruct(
     stitch_weighting: StitchWeighting | str | None = None,
     show_progress: bool = False,
     batch_observers: list | None = None,
-    backend: Backend | str | None = None,
+    backend: Backend | str | ModelBackend | None = None,
 ) -> Reconstruction:
     """Stream ``scan`` through ``model`` and stitch the object in object pixel coordinates.
 
@@ -282,23 +250,24 @@ def reconstruct(
     ``batch_observers`` are called as ``observe("infer", batch_idx, (x, offsets), output)`` after
     every batch (diagnostics hook; the same signature as training's observers; torch tensors
     with the torch backend, NumPy arrays with the TensorFlow backend).
-    ``backend``: "torch" or "tensorflow"; default: the model's ``settings.backend`` (the backend
-    it was trained with). Either backend runs a model trained by either.
+    ``backend``: "torch" or "tensorflow" (or a backend from
+    :func:`~ptychopinn.backends.get_backend`); default: the model's ``settings.backend`` (the
+    backend it was trained with). Either backend runs a model trained by either.
     """
     model = load_model(model) if not isinstance(model, TrainedModel) else model
-    backend = require_backend(backend or model.settings.backend)
+    backend = get_backend(backend or model.settings.backend)
     inference = model.settings.inference
-    scan = _as_scan(scan, model.settings.data.intensity)
+    scan = as_scan(scan, model.settings.data.intensity)
     _check_compatible(model, scan)
     grouped = GroupedScan.build(scan, model.settings.data, n_groups)
     _log_scales(model.scales, grouped)
-    run_batch = batch_runner(model, backend, accelerator or inference.accelerator)
+    run_batch = backend.predictor(model, accelerator or inference.accelerator)
     stitcher = Stitcher(
         grouped.centers(slice(None)), model.patch_size,
         crop=stitch_crop or inference.stitch_crop,
         weighting=StitchWeighting(stitch_weighting or inference.stitch_weighting).value,
         # at C > 1 too a group's global phase is free, but aligning the groups there helped trained
-        # networks a little and set an undertrained one (the demo's) far back (README, quality)
+        # networks a little and set an undertrained one (the demo's) far back (docs/lab-notes/2026-11-25-network-quality.md)
         probe=model.probe, align_phase=model.settings.data.channels == 1,
     )
     batches = list(grouped.batches(batch_size or inference.batch_size))
@@ -309,40 +278,6 @@ def reconstruct(
         for observe in batch_observers or ():
             observe("infer", index, inputs, output)
     return stitcher.result()
-
-
-def batch_runner(model: TrainedModel, backend: Backend, accelerator: str):
-    """A function (x, offsets[, members]) NumPy → (inputs, output, group_object NumPy) for one
-    backend and one scan; ``members`` (B, C) scan indices let the torch backend evaluate each
-    pattern once across consecutive batches (:class:`ScanPatchCache`)."""
-    if backend is Backend.tensorflow:
-        from ptychopinn.backends.tensorflow.inference import Predictor
-
-        predictor = Predictor(model.tf_model(), accelerator)
-
-        def run_tensorflow(x: np.ndarray, offsets: np.ndarray, members: np.ndarray | None = None):
-            output = predictor(x, offsets)
-            return (x, offsets), output, output.group_object
-
-        return run_tensorflow
-
-    import torch
-
-    from ptychopinn.backends.torch.device import resolve_device
-    from ptychopinn.backends.torch.model import ScanPatchCache
-
-    device = resolve_device(accelerator)
-    network = model.torch_module(device)
-    cache = ScanPatchCache(network) if network.arch.per_pattern else None
-
-    def run_torch(x: np.ndarray, offsets: np.ndarray, members: np.ndarray | None = None):
-        with torch.inference_mode():
-            inputs = (torch.from_numpy(x).to(device), torch.from_numpy(offsets).to(device))
-            raw = None if members is None or cache is None else cache(inputs[0], members)
-            output = network(*inputs, raw)
-            return inputs, output, output.group_object.cpu().numpy()
-
-    return run_torch
 
 
 def _check_compatible(model: TrainedModel, scan: Scan) -> None:
@@ -368,8 +303,9 @@ def evaluate(
     crop: int = 20,
 ) -> dict[str, Any]:
     """docs/design/spec.md#evaluation metrics of a reconstruction against the scan's reference object."""
+    # SciPy and scikit-image load only for this
     from ptychopinn.evaluation.truth import evaluate_against_truth
 
     if not isinstance(reconstruction, Reconstruction):
         reconstruction = Reconstruction.load(reconstruction)
-    return evaluate_against_truth(reconstruction, _as_scan(truth), crop)
+    return evaluate_against_truth(reconstruction, as_scan(truth), crop)

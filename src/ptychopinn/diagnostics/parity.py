@@ -12,6 +12,7 @@ docs/design/spec.md#evaluation, scored with :func:`ptychopinn.evaluation.metrics
 
 from __future__ import annotations
 
+import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +20,30 @@ from typing import Any
 
 import numpy as np
 
+from ptychopinn.api import build_scales, reconstruct
+from ptychopinn.backends import TrainingRun, get_backend
 from ptychopinn.data import Scan
-from ptychopinn.diagnostics.probes import DEFAULT_RTOL
+from ptychopinn.data.grouped import GroupedScan
+from ptychopinn.diagnostics.compare import (
+    compare_reconstructions,
+    compare_stats,
+    format_recon_report,
+    format_stats_report,
+)
+from ptychopinn.diagnostics.probes import (
+    DEFAULT_RTOL,
+    capture_stages,
+    compare_stages,
+    format_stages_report,
+    save_stages,
+    stage_meta,
+)
+from ptychopinn.diagnostics.recording import DebugDump
+from ptychopinn.diagnostics.stats import write_strict_json
+from ptychopinn.model.architecture import Architecture, ModelGeometry, canvas_size_for
 from ptychopinn.model.trained import TrainedModel
+from ptychopinn.physics.probe import normalize_probe
+from ptychopinn.plots import plot_comparison
 
 log = logging.getLogger(__name__)
 
@@ -62,30 +84,18 @@ def backend_parity(
     ``{torch,tensorflow}/`` debug dumps (``stats.json``, ``offsets.json``, ``canvas.json``, patch
     grids, canvas) and ``reconstruction.npz``, and ``compare_recon.png``.
     """
-    from ptychopinn.api import reconstruct
-    from ptychopinn.backends.tensorflow.inference import Predictor
-    from ptychopinn.diagnostics import (
-        DebugDump,
-        capture_stages,
-        compare_reconstructions,
-        compare_stages,
-        compare_stats,
-    )
-
     if not rtol >= 0:
         raise ValueError(f"rtol must be >= 0, got {rtol}")
     out = Path(output_dir) if output_dir is not None else None
-    forwards = {"torch": None, "tensorflow": Predictor(model.tf_model(), accelerator, jit_compile)}
-    stages = {
-        name: capture_stages(model, scan, n_groups, backend=name, forward=forwards[name], accelerator=accelerator)
-        for name in BACKENDS
-    }
+    backends = {"torch": get_backend("torch"), "tensorflow": get_backend("tensorflow", jit_compile=jit_compile)}
+    stages = {name: capture_stages(model, scan, n_groups, backend=backends[name], accelerator=accelerator)
+              for name in BACKENDS}
     stage_report = compare_stages(stages["torch"], stages["tensorflow"], rtol)
 
     reconstructions, statistics, dumps = {}, {}, {}
     for name in BACKENDS:
         dumps[name] = DebugDump((out or Path(".")) / name)
-        reconstructions[name] = reconstruct(model, scan, accelerator=accelerator, backend=name,
+        reconstructions[name] = reconstruct(model, scan, accelerator=accelerator, backend=backends[name],
                                             batch_observers=[dumps[name]])
         statistics[name] = dumps[name].statistics(reconstructions[name])
     stats_report = compare_stats(statistics["torch"], statistics["tensorflow"], rtol, labels=BACKENDS)
@@ -126,9 +136,6 @@ def _canvas_difference(a, b) -> dict[str, float]:
 
 
 def _write_outputs(out: Path, model, scan, n_groups, stages, dumps, reconstructions, report, aligned, reference):
-    from ptychopinn.diagnostics import save_stages, stage_meta, write_strict_json
-    from ptychopinn.plots import plot_comparison
-
     for name in BACKENDS:
         save_stages(out / f"stages_{name}.npz", stages[name], stage_meta(model, scan, n_groups, backend=name))
         dumps[name].write(reconstructions[name], model.patch_size, backend=name)
@@ -141,12 +148,6 @@ def _write_outputs(out: Path, model, scan, n_groups, stages, dumps, reconstructi
 
 def format_parity_report(report: dict[str, Any]) -> str:
     """The three comparisons as text, and a verdict line."""
-    from ptychopinn.diagnostics import (
-        format_recon_report,
-        format_stages_report,
-        format_stats_report,
-    )
-
     recon = report["reconstruction"]
     canvas = recon["max_abs_diff"]
     lines = [
@@ -204,14 +205,7 @@ def training_parity(
     same groups and batches (the backend-neutral split and order), on the CPU."""
     import torch
 
-    from ptychopinn.api import build_scales
-    from ptychopinn.backends.tensorflow.training import train_tf
-    from ptychopinn.backends.torch.model import PtychoPINN
-    from ptychopinn.backends.torch.training import train_torch
-    from ptychopinn.data.grouped import GroupedScan
-    from ptychopinn.model.architecture import canvas_size_for
-    from ptychopinn.model.trained import ModelGeometry, torch_weights
-    from ptychopinn.physics.probe import normalize_probe
+    from ptychopinn.backends.torch.backend import torch_weights
 
     output_dir = Path(output_dir)
     settings = settings.model_copy(deep=True)
@@ -220,28 +214,27 @@ def training_parity(
     scales = build_scales(scan, settings)
     probe = normalize_probe(scan.probe, settings.physics.probe_scale, settings.physics.probe_mask)
     geometry = ModelGeometry(scan.patch_size, canvas_size_for(scan.patch_size, grouped.max_offset))
-    arch = TrainedModel(settings, geometry, scales, probe, {}).architecture()
+    arch = Architecture.from_settings(settings, geometry)
+    backends = {"torch": get_backend("torch"), "tensorflow": get_backend("tensorflow", jit_compile=jit_compile)}
     if initial_weights is None:
         torch.manual_seed(settings.training.seed)
-        initial_weights = torch_weights(PtychoPINN(arch, torch.from_numpy(probe)))
-    result_torch = train_torch(grouped, settings, scales, torch.from_numpy(probe), arch, output_dir / "torch",
-                               quiet=True, initial_weights=initial_weights)
-    result_tf = train_tf(grouped, settings, scales, probe, arch, output_dir / "tensorflow", quiet=True,
-                         initial_weights=initial_weights, jit_compile=jit_compile)
+        initial_weights = torch_weights(backends["torch"].build_module(arch, probe))
+    results = {name: backend.train(TrainingRun(grouped, settings, scales, probe, arch, output_dir / name,
+                                               initial_weights=initial_weights))
+               for name, backend in backends.items()}
     return TrainingParity(
-        torch=_epoch_metrics(result_torch.metrics_csv),
-        tensorflow=_epoch_metrics(result_tf.metrics_csv),
-        torch_weights=torch_weights(result_torch.model),
-        tensorflow_weights=result_tf.weights,
+        torch=epoch_metrics(results["torch"].metrics_csv),
+        tensorflow=epoch_metrics(results["tensorflow"].metrics_csv),
+        torch_weights=results["torch"].weights,
+        tensorflow_weights=results["tensorflow"].weights,
     )
 
 
-def _epoch_metrics(metrics_csv: Path | None) -> dict[str, list[float]]:
+def epoch_metrics(metrics_csv: Path | None) -> dict[str, list[float]]:
     """train_loss, val_loss and lr per epoch from a metrics.csv of either backend.
 
     Lightning logs the learning rate on a row of its own, without an epoch, before the epoch's
     rows; it is attributed to the next epoch seen."""
-    import csv
 
     series: dict[str, dict[int, float]] = {"train_loss": {}, "val_loss": {}, "lr": {}}
     if metrics_csv is None:

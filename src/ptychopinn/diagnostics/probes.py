@@ -6,7 +6,8 @@ the first K groups of the scan grouped with the model's settings; the first stag
 exceeds ``rtol`` localises the discrepancy ("normalized_input" diverging means the inputs or
 the scale contract differ, not the network).
 
-The backends run through the same batch runner as :func:`ptychopinn.api.reconstruct`;
+The backends run through the same batch runner as :func:`ptychopinn.api.reconstruct` (the
+backend's ``predictor``);
 any other ``forward(x, offsets) -> output`` (NumPy X_n (B, C, N, N) and offsets (B, C, 2)
 float32 in, an object with the attributes of ``ForwardOutput`` out) can be passed instead.
 
@@ -26,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from ptychopinn.api import as_scan
 from ptychopinn.atomic import atomic_path
+from ptychopinn.backends import ModelBackend, get_backend
+from ptychopinn.data.grouped import GroupedScan
 from ptychopinn.diagnostics.stages import STAGE_NAMES, stages_from_forward
 
 STAGES_FORMAT = "ptychopinn-stages"
@@ -36,22 +40,17 @@ DEFAULT_RTOL = 1e-4
 StageForward = Callable[[np.ndarray, np.ndarray], Any]
 
 
-def backend_forward(model, backend: str, accelerator: str | None = None) -> StageForward:
+def backend_forward(model, backend: str | ModelBackend, accelerator: str | None = None) -> StageForward:
     """``forward(x, offsets) -> output`` of ``model`` in ``backend``, on the CPU unless
     ``accelerator`` says otherwise (captures are then reproducible)."""
-    from ptychopinn.api import batch_runner, require_backend
-
-    run = batch_runner(model, require_backend(backend), accelerator or "cpu")
+    run = get_backend(backend).predictor(model, accelerator or "cpu")
     return lambda x, offsets: run(x, offsets)[1]
 
 
 def _stage_batch(model, scan, n_groups: int):
-    from ptychopinn.api import _as_scan
-    from ptychopinn.data.grouped import GroupedScan
-
     if n_groups < 1:
         raise ValueError(f"--capture-groups must be at least 1, got {n_groups}")
-    scan = _as_scan(scan, model.settings.data.intensity)
+    scan = as_scan(scan, model.settings.data.intensity)
     grouped = GroupedScan.build(scan, model.settings.data)
     selection = slice(0, min(n_groups, len(grouped)))
     return scan, grouped, selection
@@ -61,7 +60,7 @@ def capture_stages(
     model,
     scan,
     n_groups: int = 8,
-    backend: str = "torch",
+    backend: str | ModelBackend = "torch",
     *,
     forward: StageForward | None = None,
     accelerator: str | None = None,

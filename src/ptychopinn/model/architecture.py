@@ -1,7 +1,8 @@
 """The `cnn` generator's architecture, backend-neutral (docs/design/spec.md#model).
 
-Both backends build their network from one :class:`Architecture`; the bundle persists the
-settings it is derived from (:meth:`ptychopinn.model.trained.TrainedModel.architecture`).
+Both backends build their network from one :class:`Architecture`, made by
+:meth:`Architecture.from_settings` from the settings and the geometry the bundle persists: every
+value comes from the settings tree, so the two cannot disagree.
 """
 
 from __future__ import annotations
@@ -9,26 +10,51 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ptychopinn.config import AmplitudeActivation, GroupEncoding, HeadKind, InputMode
+from ptychopinn.config import AmplitudeActivation, GroupEncoding, HeadKind, InputMode, Settings
 
 SUPPORTED_PATCH_SIZES = (32, 64, 128, 256)
 BOTTLENECK = 8
 
 
 @dataclass(frozen=True)
-class Architecture:
-    """Everything needed to rebuild the network (persisted in the bundle)."""
+class ModelGeometry:
+    """The architecture values that are not settings: fixed by the training data."""
 
-    patch_size: int = 64
-    channels: int = 4  # C = gridsize²
-    n_filters_scale: int = 2
-    object_big: bool = True
-    head: HeadKind = HeadKind.full
-    amplitude_activation: AmplitudeActivation = AmplitudeActivation.scaled_sigmoid
-    group_encoding: GroupEncoding = GroupEncoding.per_pattern
-    input_mode: InputMode = InputMode.amplitude
-    probe_mask: bool = False
-    canvas_size: int = 64
+    patch_size: int  # N
+    canvas_size: int  # S, the merge canvas (:func:`canvas_size_for`)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Everything needed to rebuild the network; build it with :meth:`from_settings`."""
+
+    patch_size: int
+    channels: int  # C = gridsize²
+    n_filters_scale: int
+    object_big: bool
+    head: HeadKind
+    amplitude_activation: AmplitudeActivation
+    group_encoding: GroupEncoding
+    input_mode: InputMode
+    probe_mask: bool
+    canvas_size: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings, geometry: ModelGeometry) -> Architecture:
+        """The architecture of ``settings`` (model, data.gridsize, physics.probe_mask) at ``geometry``."""
+        model = settings.model
+        return cls(
+            patch_size=geometry.patch_size,
+            channels=settings.data.channels,
+            n_filters_scale=model.n_filters_scale,
+            object_big=settings.object_big,
+            head=HeadKind(model.head),
+            amplitude_activation=AmplitudeActivation(model.amplitude_activation),
+            group_encoding=GroupEncoding(model.group_encoding),
+            input_mode=InputMode(model.input_mode),
+            probe_mask=settings.physics.probe_mask,
+            canvas_size=geometry.canvas_size,
+        )
 
     def __post_init__(self) -> None:
         if self.patch_size not in SUPPORTED_PATCH_SIZES:

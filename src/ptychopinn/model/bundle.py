@@ -23,12 +23,14 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import safetensors.numpy
 
+import ptychopinn
 from ptychopinn.atomic import atomic_path
 from ptychopinn.physics.scaling import ScaleContract
 
@@ -65,14 +67,10 @@ class Bundle:
 
 
 def _package_version() -> str:
-    import ptychopinn
-
     version = getattr(ptychopinn, "__version__", None)
     if version:
         return str(version)
     try:
-        from importlib.metadata import version as dist_version
-
         return dist_version("ptychopinn")
     except Exception:
         return "0+unknown"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ptychopinn.backends.tensorflow.model import ForwardOutput
 from ptychopinn.backends.tensorflow.runtime import default_jit_compile, device_scope, tensorflow
+from ptychopinn.model.physics_layer import ForwardOutput
 
 
 class Predictor:

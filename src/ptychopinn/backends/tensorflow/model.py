@@ -15,67 +15,31 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
+from ptychopinn.backends.tensorflow import ops
 from ptychopinn.backends.tensorflow import weights as names
 from ptychopinn.backends.tensorflow.features import input_features
 from ptychopinn.backends.tensorflow.losses import data_loss
-from ptychopinn.backends.tensorflow.ops import (
-    crop_centre,
-    far_field_amplitude,
-    illuminate,
-    merge_and_reextract,
-    translate,
-)
 from ptychopinn.backends.tensorflow.runtime import keras as load_keras
 from ptychopinn.backends.tensorflow.runtime import tensorflow
 from ptychopinn.config import AmplitudeActivation, HeadKind, InputMode
 from ptychopinn.model.architecture import Architecture
+from ptychopinn.model.physics_layer import (
+    ForwardOutput,
+    central_square,
+    head_support,
+    physics_forward,
+)
 from ptychopinn.physics.backprojection import backprojection_filters
 from ptychopinn.physics.probe import probe_mask as disk_mask
-
-
-@dataclass
-class ForwardOutput:
-    """One forward pass; the fields (and layouts) of the torch backend's ``ForwardOutput``:
-    predicted normalised amplitudes (B, C, N, N), the object patches that produced them
-    (B, C, N, N), each group's object patch centred on its centre (B, N, N), the generator's raw
-    patches (B, C', N, N) and the merged canvas (B, S, S) or None."""
-
-    amplitude: Any
-    object_patches: Any
-    group_object: Any
-    raw_patches: Any
-    canvas: Any | None
-
-    def numpy(self) -> ForwardOutput:
-        """The same output with every tensor as a NumPy array."""
-        return ForwardOutput(*(None if v is None else np.asarray(v) for v in self._values()))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: v for f, v in zip(fields(self), self._values(), strict=True) if v is not None}
-
-    def _values(self):
-        return [getattr(self, f.name) for f in fields(self)]
 
 
 def build_network(arch: Architecture, probe: np.ndarray):
     """A built (weights created) Keras network for ``arch`` with the normalised ``probe``."""
     return _keras_classes().Network(arch, probe)
-
-
-def head_support(arch: Architecture) -> np.ndarray:
-    """Support indicator of the heads (N, N): the central N/2 square for ``central``, else all."""
-    n = arch.patch_size
-    support = np.ones((n, n), dtype=np.float32)
-    if arch.head is HeadKind.central:
-        support = np.zeros((n, n), dtype=np.float32)
-        start = n // 2 - n // 4
-        support[start : start + n // 2, start : start + n // 2] = 1
-    return support
 
 
 @functools.cache
@@ -139,9 +103,7 @@ def _keras_classes():
             self.outer = None
             if arch.head is HeadKind.probe_big:
                 self.outer = conv(arch.output_channels, previous, names.outer_conv(branch), activation=None)
-                n = arch.patch_size
-                border = np.ones((n, n), dtype=np.float32)
-                border[n // 2 - n // 4 : n // 2 + n // 4, n // 2 - n // 4 : n // 2 + n // 4] = 0
+                border = 1 - central_square(arch.patch_size)
                 self.border = tf.constant(border[None, :, :, None])
 
         def named_convs(self) -> list:
@@ -226,34 +188,13 @@ def _keras_classes():
             diffraction = tf.convert_to_tensor(diffraction, tf.float32)
             offsets_xy = tf.convert_to_tensor(offsets_xy, tf.float32)
             raw = self.generator(self.input_features(diffraction))
-            if arch.object_big and arch.channels > 1:
-                patches, canvas = merge_and_reextract(raw, offsets_xy, self.support, arch.canvas_size)
-                group_object = crop_centre(canvas, arch.patch_size)
-            elif arch.per_pattern:
-                # unmerged: every member keeps its own patch; member 0, moved into the group
-                # frame, stands for the group
-                patches, canvas = raw, None
-                group_object = translate(raw[:, 0], offsets_xy[:, 0]) if raw.shape[1] > 1 else raw[:, 0]
-            else:
-                patches, canvas = self._shared_patch(raw, offsets_xy), None
-                group_object = raw[:, 0]
-            amplitude = far_field_amplitude(illuminate(patches, self.probe, self.probe_mask))
-            return ForwardOutput(amplitude, patches, group_object, raw, canvas)
+            return physics_forward(ops, arch, raw, offsets_xy, self.probe, self.probe_mask, self.support)
 
         def input_features(self, diffraction):
             """(B, C, N, N) normalised amplitudes → (B, C, F, N, N) generator input."""
             if self.backprojection is None:
                 return diffraction[:, :, None]
             return input_features(diffraction, *self.backprojection)
-
-        def _shared_patch(self, raw, offsets_xy):
-            """Without object_big one patch serves the group: member c sees it moved by −offset_c."""
-            channels, n = offsets_xy.shape[1], self.arch.patch_size
-            if channels == 1:
-                return raw
-            repeated = tf.reshape(tf.repeat(raw[:, :1], channels, axis=1), (-1, n, n))
-            moved = translate(repeated, -tf.reshape(offsets_xy, (-1, 2)))
-            return tf.reshape(moved, (-1, channels, n, n))
 
         # -- training (Model.fit) --------------------------------------------------------------
 

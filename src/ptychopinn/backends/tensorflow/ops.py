@@ -120,3 +120,12 @@ def merge_and_reextract(patches, offsets_xy, support, canvas_size: int):
     repeated = tf.reshape(tf.repeat(canvas[:, None], channels, axis=1), (-1, size, size))
     extracted = crop_centre(translate(repeated, -flat_shifts), n)
     return tf.reshape(extracted, (-1, channels, n, n)), canvas
+
+
+def repeat_members(patch, channels: int):
+    """(B, 1, N, N) → (B, channels, N, N): one patch for every member of its group."""
+    return tensorflow().repeat(patch, channels, axis=1)
+
+
+def reshape(tensor, shape: tuple[int, ...]):
+    return tensorflow().reshape(tensor, shape)

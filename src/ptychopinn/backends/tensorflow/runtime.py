@@ -7,6 +7,7 @@ TensorFlow backend is actually selected.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from types import ModuleType
 
@@ -83,8 +84,6 @@ def device_scope(accelerator: str = "auto"):
 
     ``auto`` leaves placement to TensorFlow (its GPU when it sees one).
     """
-    import contextlib
-
     tf = tensorflow()
     accelerator = (accelerator or "auto").lower()
     if accelerator == "auto":

@@ -102,7 +102,7 @@ def train_tf(
     jit = default_jit_compile() if jit_compile is None else bool(jit_compile)
     log.info("training on %s (tensorflow, XLA %s): %d training groups, %d validation groups",
              device, "on" if jit else "off", len(train_idx), len(val_idx))
-    classes = _keras_training_classes()
+    classes = keras_training_classes()
     output_dir = Path(output_dir)
     metrics_csv = output_dir / "metrics.csv"
     with device_scope(config.accelerator):
@@ -146,7 +146,9 @@ class _TrainingClasses:
 
 
 @functools.cache
-def _keras_training_classes() -> _TrainingClasses:
+def keras_training_classes() -> _TrainingClasses:
+    """The Keras classes training uses (defined once, when TensorFlow is first needed): the batch
+    source, the final decay, torch's plateau rule and Adam, and the metrics.csv writer."""
     keras = load_keras()
 
     class GroupBatches(keras.utils.PyDataset):

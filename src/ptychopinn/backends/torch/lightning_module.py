@@ -7,8 +7,9 @@ import lightning.pytorch as pl
 import torch
 
 from ptychopinn.backends.torch.losses import data_loss
-from ptychopinn.backends.torch.model import ForwardOutput, PtychoPINN
+from ptychopinn.backends.torch.model import PtychoPINN
 from ptychopinn.config import LossKind, TrainingConfig
+from ptychopinn.model.physics_layer import ForwardOutput
 
 
 class PINNModule(pl.LightningModule):

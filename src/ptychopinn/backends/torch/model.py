@@ -7,23 +7,22 @@ diagnostics all call it, so training-time and inference-time patches are identic
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from ptychopinn.backends.torch import ops
 from ptychopinn.backends.torch.features import backprojection_filters, input_features
-from ptychopinn.backends.torch.ops import (
-    crop_centre,
-    far_field_amplitude,
-    illuminate,
-    merge_and_reextract,
-    pad_to,
-    translate,
-)
 from ptychopinn.config import AmplitudeActivation, HeadKind, InputMode
 from ptychopinn.model.architecture import Architecture
+from ptychopinn.model.physics_layer import (
+    ForwardOutput,
+    central_square,
+    head_support,
+    physics_forward,
+)
+from ptychopinn.physics.probe import probe_mask as disk_mask
 
 
 def _conv_pair(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -76,15 +75,15 @@ class Decoder(nn.Module):
                 nn.Conv2d(previous, arch.output_channels, 3, padding=1),
                 nn.SiLU(),
             )
-            centre = torch.ones(arch.patch_size // 2, arch.patch_size // 2)
-            self.register_buffer("border", 1 - pad_to(centre, arch.patch_size), persistent=False)
+            border = torch.as_tensor(1 - central_square(arch.patch_size))
+            self.register_buffer("border", border, persistent=False)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         hidden = self.blocks(features)
         value = self.activation(self.head(hidden))
         if self.head_kind is HeadKind.full:
             return value
-        value = pad_to(value, self.patch_size)
+        value = ops.pad_to(value, self.patch_size)
         if self.head_kind is HeadKind.probe_big:
             value = value + self.border * self.outer(hidden)
         return value
@@ -134,18 +133,6 @@ class Generator(nn.Module):
         return torch.polar(self.amplitude(features), self.phase(features))
 
 
-@dataclass
-class ForwardOutput:
-    """One forward pass: predicted normalised amplitudes (B, C, N, N), the object patches that
-    produced them (B, C, N, N), and each group's object patch centred on the group centre."""
-
-    amplitude: torch.Tensor
-    object_patches: torch.Tensor
-    group_object: torch.Tensor
-    raw_patches: torch.Tensor
-    canvas: torch.Tensor | None
-
-
 class PtychoPINN(nn.Module):
     """Generator + physics layer (merge/re-extract, probe, far field)."""
 
@@ -154,9 +141,10 @@ class PtychoPINN(nn.Module):
         self.arch = arch
         self.generator = Generator(arch)
         self.register_buffer("probe", probe.to(torch.complex64), persistent=False)
-        mask = _disk(arch.patch_size) if arch.probe_mask else None
+        mask = torch.as_tensor(disk_mask(arch.patch_size), device=probe.device) if arch.probe_mask else None
         self.register_buffer("probe_mask", mask, persistent=False)
-        self.register_buffer("support", _head_support(arch), persistent=False)
+        self.register_buffer("support", torch.as_tensor(head_support(arch), device=probe.device),
+                             persistent=False)
         filters = backprojection_filters(self.probe) if arch.input_mode is InputMode.backprojection else (None, None)
         self.register_buffer("backprojection_phase", filters[0], persistent=False)
         self.register_buffer("backprojection_inverse", filters[1], persistent=False)
@@ -176,33 +164,11 @@ class PtychoPINN(nn.Module):
         """``raw_patches``: the generator's patches for ``diffraction`` when the caller already
         has them (:class:`ScanPatchCache` at inference); the physics layer is the same either way."""
         raw = self.generate(diffraction) if raw_patches is None else raw_patches
-        if self.arch.object_big and self.arch.channels > 1:
-            patches, canvas = merge_and_reextract(raw, offsets_xy, self.support, self.arch.canvas_size)
-            group_object = crop_centre(canvas, self.arch.patch_size)
-        elif self.arch.per_pattern:
-            # unmerged: every member keeps its own patch; member 0, moved into the group frame,
-            # stands for the group
-            patches, canvas = raw, None
-            group_object = translate(raw[:, 0], offsets_xy[:, 0]) if raw.shape[1] > 1 else raw[:, 0]
-        else:
-            patches, canvas = self._shared_patch(raw, offsets_xy), None
-            group_object = raw[:, 0]
-        amplitude = far_field_amplitude(illuminate(patches, self.probe, self.probe_mask))
-        return ForwardOutput(amplitude, patches, group_object, raw, canvas)
+        return physics_forward(ops, self.arch, raw, offsets_xy, self.probe, self.probe_mask, self.support)
 
     def generate(self, diffraction: torch.Tensor) -> torch.Tensor:
         """(B, C, N, N) normalised amplitudes → the generator's (B, C', N, N) object patches."""
         return self.generator(self.input_features(diffraction))
-
-    def _shared_patch(self, raw: torch.Tensor, offsets_xy: torch.Tensor) -> torch.Tensor:
-        """Without object_big one patch serves the group: member c sees it moved by −offset_c."""
-        batch, channels = offsets_xy.shape[:2]
-        if channels == 1:
-            return raw
-        n = self.arch.patch_size
-        repeated = raw[:, :1].expand(-1, channels, -1, -1).reshape(-1, n, n)
-        moved = translate(repeated, -offsets_xy.reshape(-1, 2))
-        return moved.reshape(batch, channels, n, n)
 
 
 class ScanPatchCache:
@@ -241,14 +207,3 @@ class ScanPatchCache:
     def _index(self, values: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(values)).to(self.module.probe.device)
 
-
-def _disk(n: int) -> torch.Tensor:
-    coords = torch.arange(n, dtype=torch.float32) - n / 2
-    return (torch.hypot(coords[:, None], coords[None, :]) <= n / 4).to(torch.float32)
-
-
-def _head_support(arch: Architecture) -> torch.Tensor:
-    n = arch.patch_size
-    if arch.head is HeadKind.central:
-        return pad_to(torch.ones(n // 2, n // 2), n)
-    return torch.ones(n, n)

@@ -88,3 +88,12 @@ def merge_and_reextract(
     repeated = canvas[:, None].expand(-1, channels, -1, -1).reshape(-1, canvas_size, canvas_size)
     extracted = crop_centre(translate(repeated, -flat_shifts), n)
     return extracted.reshape(batch, channels, n, n), canvas
+
+
+def repeat_members(patch: torch.Tensor, channels: int) -> torch.Tensor:
+    """(B, 1, N, N) → (B, channels, N, N): one patch for every member of its group."""
+    return patch.expand(-1, channels, -1, -1)
+
+
+def reshape(tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    return tensor.reshape(shape)
