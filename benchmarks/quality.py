@@ -25,13 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, print_json, timed, write_results  # noqa: E402
+from common import RESULTS, print_json, timed, write_results  # noqa: E402
 
 from ptychopinn.api import reconstruct, train_with_summary  # noqa: E402
 from ptychopinn.config import TrainingConfig, read_settings_file, resolve_settings  # noqa: E402
+from ptychopinn.evaluation.data_fit import data_fit  # noqa: E402
 from ptychopinn.evaluation.truth import evaluate_against_truth, evaluate_and_plot  # noqa: E402
 from ptychopinn.model.trained import MODEL_FILE, SETTINGS_FILE, load_model  # noqa: E402
-from ptychopinn.reconstruction.refine import ADAM_FLAT_CHECK_PASSES, RefineOptions, data_fit, refine  # noqa: E402
+from ptychopinn.reconstruction.refine import ADAM_FLAT_CHECK_PASSES, RefineOptions, refine  # noqa: E402
 from ptychopinn.simulation.simulate import simulate  # noqa: E402
 
 SCORES = ("phase_ssim", "phase_psnr", "amplitude_ssim")
@@ -65,6 +66,11 @@ def network_run(scan, workdir: Path, gridsize: int, epochs: int, extra: dict | N
     return result, train_s, warm_s, first_s
 
 
+# Sections that do not shape the trained network: a model is reused whatever they say (runs
+# recorded before the refinement section joined the settings have none)
+NOT_TRAINING_SECTIONS = ("inference.", "refinement.")
+
+
 def reusable_model(workdir: Path, overrides: dict):
     """The model a previous run left in ``workdir`` if its config.yaml records exactly the settings
     ``overrides`` give (an automatic batch size matching whatever it resolved to), else None. The
@@ -73,7 +79,8 @@ def reusable_model(workdir: Path, overrides: dict):
     config = workdir / SETTINGS_FILE
     if not (workdir / MODEL_FILE).exists() or not config.exists():
         return None
-    wanted = dotted(resolve_settings(None, overrides).to_plain())
+    wanted = {key: value for key, value in dotted(resolve_settings(None, overrides).to_plain()).items()
+              if not key.startswith(NOT_TRAINING_SECTIONS)}
     recorded = dotted(read_settings_file(config))
     if wanted["training.batch_size"] is None:
         recorded["training.batch_size"] = None
@@ -108,7 +115,7 @@ def scores(reconstruction, scan) -> dict:
             "data_misfit_excess": round(data_fit(scan, reconstruction).excess, 2)}
 
 
-def scored_refinement(scan, init, passes: int, flat_check: int = 0, optimizer: str = RefineOptions.optimizer.value):
+def scored_refinement(scan, init, passes: int, flat_check: int = 0, optimizer: str = RefineOptions().optimizer.value):
     """(refinement result, scores after every pass); a network start is pass 0 (a start already
     at 0.9 needs no pass). With ``flat_check`` K a flat rival runs the first K passes too: "work"
     counts both."""

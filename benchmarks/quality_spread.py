@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_optimizer_argument, print_json, results_name, write_results  # noqa: E402
+from common import add_optimizer_argument, print_json, results_name, write_results  # noqa: E402
 from quality import (  # noqa: E402
     add_case_arguments,
     network_run,

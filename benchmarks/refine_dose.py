@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import print_json, write_results  # noqa: E402
+from common import print_json, write_results  # noqa: E402
 from quality import or_dash, passes_to, scored_refinement  # noqa: E402
 
 from ptychopinn.physics.scaling import mean_total_counts  # noqa: E402

@@ -19,10 +19,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import add_optimizer_argument, print_json, results_name, write_results  # noqa: E402
+from common import add_optimizer_argument, print_json, results_name, write_results  # noqa: E402
 
+from ptychopinn.evaluation.data_fit import data_fit  # noqa: E402
 from ptychopinn.evaluation.truth import evaluate_against_truth  # noqa: E402
-from ptychopinn.reconstruction.refine import RefineOptions, data_fit, refine  # noqa: E402
+from ptychopinn.reconstruction.refine import RefineOptions, refine  # noqa: E402
 from ptychopinn.simulation.simulate import simulate  # noqa: E402
 
 BASE = {"size": 160, "n": 64, "step": 5.0, "photons": 1e6}

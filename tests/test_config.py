@@ -96,3 +96,58 @@ def test_non_mapping_file_is_an_error(tmp_path):
     path.write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match="mapping"):
         resolve_settings(path)
+
+
+def test_overrides_deep_merge_and_keep_every_other_setting():
+    base = resolve_settings(overrides={"training": {"learning_rate": 5e-4, "loss": "mae"}, "data": {"gridsize": 1}})
+    merged = base.with_overrides({"training": {"epochs": 8}, "refinement": {"passes": 3}})
+    assert merged.training.epochs == 8 and merged.refinement.passes == 3
+    assert merged.training.learning_rate == 5e-4 and merged.data.gridsize == 1
+    assert merged.training.loss == {LossKind.mae: 1.0}
+    # a leaf that is itself a mapping (the loss) is replaced, not merged
+    assert base.with_overrides({"training": {"loss": {"mse": 1.0}}}).training.loss == {LossKind.mse: 1.0}
+    assert base.training.epochs == 50  # with_overrides returns new settings
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        base.with_overrides({"training": {"epochs": 0}})
+
+
+def test_the_api_merges_overrides_into_given_settings_deeply(tiny_scan, tmp_path):
+    """Regression: overrides={"training": {"epochs": 1}} used to reset every other training
+    setting (a learning rate of 5e-4 came back as 1e-3)."""
+    from ptychopinn.api import train
+
+    settings = resolve_settings(overrides={"data": {"gridsize": 1, "n_groups": 16},
+                                           "model": {"n_filters_scale": 1}, "training": {"batch_size": 8}})
+    settings.training.learning_rate = 5e-4
+    model = train(tiny_scan, tmp_path, settings=settings, overrides={"training": {"epochs": 1}})
+    assert model.settings.training.epochs == 1
+    assert model.settings.training.learning_rate == 5e-4 and model.settings.training.batch_size == 8
+    assert model.settings.data.n_groups == 16 and model.settings.model.n_filters_scale == 1
+    assert Settings.load(tmp_path / "config.yaml").training.learning_rate == 5e-4
+
+
+def test_refinement_is_a_settings_section_with_the_refine_defaults(tmp_path):
+    from ptychopinn.reconstruction.refine import RefineOptimizer, RefineOptions
+
+    assert Settings().refinement == RefineOptions() and Settings().refinement.passes == 20
+    path = tmp_path / "c.yaml"
+    path.write_text("refinement:\n  passes: 7\n  optimizer: adam\n  learning_rate: 0.01\n")
+    loaded = resolve_settings(path).refinement
+    assert (loaded.passes, loaded.optimizer, loaded.learning_rate) == (7, RefineOptimizer.adam, 0.01)
+    with pytest.raises(ValidationError, match="extra"):
+        Settings.model_validate({"refinement": {"accelerator": "cpu"}})  # a runtime choice, not a setting
+    with pytest.raises(ValidationError, match="choose --refine-optimizer adam or mpie"):
+        Settings.model_validate({"refinement": {"learning_rate": 0.1}})
+
+
+def test_the_removed_architecture_setting_still_loads_old_files(tmp_path, caplog):
+    """``model.architecture`` could only be "cnn": files and bundles that hold it load, the key is
+    dropped; any other value names the key."""
+    path = tmp_path / "old.yaml"
+    path.write_text("model:\n  architecture: cnn\n  n_filters_scale: 1\n")
+    with caplog.at_level("INFO", logger="ptychopinn"):
+        assert resolve_settings(path).model.n_filters_scale == 1
+    assert "architecture" in caplog.text
+    assert "architecture" not in Settings().to_plain()["model"]
+    with pytest.raises(ValidationError, match="model.architecture: only 'cnn' exists"):
+        Settings.model_validate({"model": {"architecture": "unet"}})

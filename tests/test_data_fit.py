@@ -9,12 +9,13 @@ import re
 import numpy as np
 import pytest
 
+from helpers import run_cli
 from ptychopinn.data import save_scan
+from ptychopinn.evaluation.data_fit import DataFit, data_fit
 from ptychopinn.physics.noise import AmplitudeNoise
-from ptychopinn.reconstruction.refine import DataFit, RefineOptions, data_fit, refine
+from ptychopinn.reconstruction.refine import RefineOptions, refine
 from ptychopinn.reconstruction.result import Reconstruction
 from ptychopinn.simulation.simulate import simulate
-from test_cli_foundation import run_cli
 
 
 def _as_reconstruction(obj: np.ndarray) -> Reconstruction:
@@ -56,7 +57,7 @@ def test_the_fit_ignores_the_object_scale_and_global_phase(tiny_scan):
 
 def test_a_wrong_object_fits_far_worse_and_refinement_closes_the_gap(tiny_scan):
     flat = data_fit(tiny_scan, _as_reconstruction(np.ones_like(tiny_scan.object)), accelerator="cpu")
-    refined = refine(tiny_scan, None, RefineOptions(passes=15, accelerator="cpu")).reconstruction
+    refined = refine(tiny_scan, None, RefineOptions(passes=15), accelerator="cpu").reconstruction
     after = data_fit(tiny_scan, refined, accelerator="cpu")
     assert flat.excess > 3
     assert after.excess < 1.5

@@ -6,22 +6,23 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import run_cli
 from ptychopinn.api import evaluate
 from ptychopinn.backends.torch.extract import extract_patches
 from ptychopinn.data import save_scan
+from ptychopinn.evaluation.data_fit import data_fit
 from ptychopinn.physics import extract_patches as reference_extract
 from ptychopinn.reconstruction.refine import (
     RefineLoss,
+    RefinementProblem,
     RefineOptimizer,
     RefineOptions,
-    _RefinementProblem,
-    data_fit,
     refine,
 )
+from ptychopinn.reconstruction.refine.mpie import PieSteps
 from ptychopinn.reconstruction.result import Reconstruction
 from ptychopinn.reconstruction.stitch import bilinear_splat
 from ptychopinn.simulation.simulate import simulate
-from test_cli_foundation import run_cli
 
 
 def test_extraction_matches_numpy_reference(rng):
@@ -40,9 +41,9 @@ def test_extraction_gradient_reaches_the_canvas():
 
 def test_batch_illumination_is_the_probe_intensity_splatted_at_each_position(tiny_scan):
     """The mpie step's denominator: Σ|P|² of the batch's footprints at sub-pixel positions."""
-    problem = _RefinementProblem(tiny_scan, None, RefineOptions(), torch.device("cpu"))
+    problem = RefinementProblem(tiny_scan, None, RefineOptions(), torch.device("cpu"))
     batch = torch.tensor([0, 7, 40])
-    got = problem._batch_illumination(batch).numpy()
+    got = problem.batch_illumination(batch).numpy()
     expected = np.zeros((problem.shape[0] + 1, problem.shape[1] + 1))
     weights = np.abs(problem.probe_numpy()) ** 2
     for top, left in problem.top_left[batch].numpy():
@@ -138,7 +139,7 @@ def test_mpie_floors_the_batch_illumination_so_noisy_data_are_fitted(monkeypatch
     scan = simulate("lines", size=96, n=32, step=4.0, jitter=0.5, photons=1e4, probe="defocused", seed=1)
     options = RefineOptions(passes=10, optimizer="mpie", flat_check_passes=0)
     floored = refine(scan, None, options).reconstruction
-    monkeypatch.setattr(_RefinementProblem, "_pie_illumination", _RefinementProblem._batch_illumination)
+    monkeypatch.setattr(PieSteps, "illumination", lambda steps, batch: steps.problem.batch_illumination(batch))
     batch_only = refine(scan, None, options).reconstruction
     assert data_fit(scan, floored).misfit < data_fit(scan, batch_only).misfit
     assert evaluate(floored, scan)["phase_ssim"] > evaluate(batch_only, scan)["phase_ssim"] + 0.05
@@ -148,13 +149,13 @@ def test_a_refined_probe_carries_the_mpie_floor_with_its_energy(tiny_scan):
     """Twice the probe's amplitude lights every pixel four times as much, the floor included:
     a floor left at the starting probe's energy would step a brighter probe's object too far."""
     options = RefineOptions(optimizer="mpie", refine_probe=True)
-    problem = _RefinementProblem(tiny_scan, None, options, torch.device("cpu"))
+    problem = RefinementProblem(tiny_scan, None, options, torch.device("cpu"))
     batch = torch.tensor([0, 7, 40])
-    before = problem._pie_illumination(batch)
-    assert bool((problem._batch_illumination(batch) < before).any())  # the floor is in play
+    before = problem.pie_steps.illumination(batch)
+    assert bool((problem.batch_illumination(batch) < before).any())  # the floor is in play
     with torch.no_grad():
         problem.probe.mul_(2.0)
-    torch.testing.assert_close(problem._pie_illumination(batch), 4.0 * before, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(problem.pie_steps.illumination(batch), 4.0 * before, rtol=1e-5, atol=1e-6)
 
 
 def test_poisson_loss_is_an_option_and_converges_slower(tiny_scan):
@@ -173,7 +174,7 @@ def test_probe_refinement_changes_the_probe(tiny_scan):
 
 def test_refine_cli_from_flat_and_from_a_reconstruction(tiny_scan, tmp_path):
     save_scan(tiny_scan, tmp_path / "scan.npz")
-    result = run_cli("refine", "--data", str(tmp_path / "scan.npz"), "--init", "flat", "--steps", "6",
+    result = run_cli("refine", "--data", str(tmp_path / "scan.npz"), "--init", "flat", "--passes", "6",
                      "--output-dir", str(tmp_path / "flat"), "-q")
     assert "phase SSIM" in result.stdout
     assert "refined 6 passes with mpie" in result.stdout  # auto, at 1e5 counts per pattern
@@ -216,7 +217,7 @@ def test_auto_picks_mpie_at_moderate_dose_and_adam_at_low_dose_or_with_the_poiss
 
 
 def test_the_start_check_defaults_to_adams_two_passes_and_off_for_mpie(tiny_scan):
-    """mpie refines a twin-mixed network start about as fast as a flat one (README, quality)."""
+    """mpie refines a twin-mixed network start about as fast as a flat one (docs/lab-notes/2026-11-25-network-quality.md)."""
     assert RefineOptions().for_scan(tiny_scan).flat_check_passes == 0
     assert RefineOptions(optimizer="adam").for_scan(tiny_scan).flat_check_passes == 2
     assert RefineOptions(flat_check_passes=3).for_scan(tiny_scan).flat_check_passes == 3
@@ -245,7 +246,7 @@ def test_cli_refuses_a_negative_flat_check_clearly(tiny_scan, tmp_path):
 
 def test_refine_cli_runs_the_mpie_step_and_explains_a_poisson_mismatch(tiny_scan, tmp_path):
     save_scan(tiny_scan, tmp_path / "scan.npz")
-    common = ("refine", "--data", str(tmp_path / "scan.npz"), "--init", "flat", "--steps", "8", "-q")
+    common = ("refine", "--data", str(tmp_path / "scan.npz"), "--init", "flat", "--passes", "8", "-q")
     run_cli(*common, "--refine-optimizer", "mpie", "--output-dir", str(tmp_path / "mpie"))
     refined = Reconstruction.load(tmp_path / "mpie" / "reconstruction.npz")
     assert evaluate(refined, tiny_scan)["phase_ssim"] > 0.5  # flat start scores about 0.4 after one pass

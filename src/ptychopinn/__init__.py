@@ -24,7 +24,7 @@ _API = {
     "evaluate": "ptychopinn.api",
     "load_model": "ptychopinn.model.trained",
     "Reconstruction": "ptychopinn.reconstruction.result",
-    "data_fit": "ptychopinn.reconstruction.refine",
+    "data_fit": "ptychopinn.evaluation.data_fit",
 }
 
 __all__ = [*_API, "__version__"]

@@ -7,15 +7,22 @@ beats these defaults (:func:`resolve_settings`). Defaults follow docs/design/spe
 from __future__ import annotations
 
 import json
+import logging
 import math
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ptychopinn.atomic import write_text_atomic
+from ptychopinn.physics.scaling import mean_total_counts
+
+if TYPE_CHECKING:
+    from ptychopinn.data.scan import Scan
+
+log = logging.getLogger(__name__)
 
 
 class StrictModel(BaseModel):
@@ -94,13 +101,26 @@ class PhysicsConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    architecture: str = Field("cnn", pattern="^cnn$")
     n_filters_scale: int = Field(2, ge=1, le=8, description="filter multiplier s (32, 64, 128)·s")
     object_big: bool | None = Field(None, description="merge a group's patches; None = gridsize > 1")
     head: HeadKind = HeadKind.full
     group_encoding: GroupEncoding = GroupEncoding.per_pattern
     input_mode: InputMode = InputMode.backprojection
     amplitude_activation: AmplitudeActivation = AmplitudeActivation.scaled_sigmoid
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_the_only_architecture(cls, values: Any) -> Any:
+        """Settings files and bundles written before ``architecture`` was removed hold
+        ``architecture: cnn``, the one value it could take: accepted and dropped."""
+        if isinstance(values, dict) and "architecture" in values:
+            values = dict(values)
+            architecture = values.pop("architecture")
+            if architecture != "cnn":
+                raise ValueError(f"model.architecture: only 'cnn' exists, got {architecture!r}; "
+                                 "remove the key")
+            log.info("model.architecture: cnn is the only architecture; the key is no longer needed")
+        return values
 
 
 AUTO_BATCH_SIZES = (16, 8, 4)
@@ -163,7 +183,7 @@ class TrainingConfig(StrictModel):
     def resolved_batch_size(self, n_train_groups: int) -> int:
         """``batch_size``, or the auto choice: the largest of AUTO_BATCH_SIZES that still gives
         MIN_STEPS_PER_EPOCH optimiser steps per epoch (the smallest where none does). On small scans
-        the number of steps, not of epochs, limits learning (README, reconstruction quality)."""
+        the number of steps, not of epochs, limits learning (docs/lab-notes/2026-11-25-network-quality.md)."""
         if self.batch_size is not None:
             return self.batch_size
         fitting = [b for b in AUTO_BATCH_SIZES if n_train_groups / b >= MIN_STEPS_PER_EPOCH]
@@ -198,6 +218,130 @@ class InferenceConfig(StrictModel):
     accelerator: str = "auto"
 
 
+class RefineOptimizer(str, Enum):
+    # per-pixel normalised steps of about lr, whatever the gradient: robust, and the faster at low
+    # dose; but from a good start its small gradients are amplified into noise, which costs a
+    # network start its lead (docs/lab-notes/2026-11-25-network-quality.md)
+    adam = "adam"
+    # step = gradient / (batch illumination Σ|P|², floored at its average, + 0.1 · its maximum),
+    # with momentum: the amplitude loss's Gauss-Newton step, scaled as ePIE scales its update; it
+    # moves every pixel in proportion to the misfit it explains, so a good start is not scrambled
+    mpie = "mpie"
+    # mpie from MPIE_MIN_COUNTS counts per pattern up with the amplitude loss, Adam otherwise
+    auto = "auto"
+
+
+class RefineLoss(str, Enum):
+    amplitude = "amplitude"  # least squares on |Ψ| against the measured amplitudes
+    poisson = "poisson"  # Poisson NLL of the counts
+
+
+# Mean counts per pattern from which ``auto`` refines with mpie. Over eight scans (N = 64, step 5,
+# flat start) mpie needed more passes to phase SSIM 0.9 than Adam on 4 of 8 at 1e4 and 3e4 counts,
+# and fewer on 4, 5, 6 of 8 at 1e5, 3e5, 1e6, ending as high or higher (benchmarks/refine_dose.py);
+# at N = 128 (four scans, `--n 128`) the crossover lay at the same counts per pattern, not per pixel
+MPIE_MIN_COUNTS = 5e4
+
+# Passes of the flat rival that checks a given start under Adam (RefineOptions.flat_check_passes)
+ADAM_FLAT_CHECK_PASSES = 2
+
+
+class RefineOptions(StrictModel):
+    """Physics-based refinement (docs/design/spec.md#stitching-and-refinement); the device it
+    runs on is a runtime choice, not a setting."""
+
+    passes: int = Field(20, description="passes over all scan positions; 0: no refinement")
+    optimizer: RefineOptimizer = Field(
+        RefineOptimizer.auto,
+        description=f"adam, mpie, or auto: mpie from {MPIE_MIN_COUNTS:g} mean counts per pattern "
+        "with the amplitude loss, adam otherwise",
+    )
+    # None: the optimiser's own. mpie: 32 positions per step (16 stalled below phase SSIM 0.96 on
+    # the defocused-probe lines scan, 64 slowed the network start on the star) and the full PIE
+    # step 1.0; Adam: 16 and 0.03 (0.1 and 0.01 needed more passes on most scans); docs/lab-notes/2026-11-25-network-quality.md
+    batch_size: int | None = Field(
+        None, description="scan positions per step; None: 32 for mpie, 16 for adam")
+    learning_rate: float | None = Field(
+        None, description="initial object step, cosine-decayed to final_lr_fraction of it; "
+        "None: 1.0 for mpie (the full PIE step), 0.03 for adam")
+    # mpie only; 0.5 needed more passes, 0.9 did not converge (docs/lab-notes/2026-11-25-network-quality.md)
+    momentum: float = Field(0.8, description="heavy-ball momentum of the mpie step")
+    final_lr_fraction: float = Field(0.05, description="the step's final fraction of its initial size")
+    loss: RefineLoss = Field(RefineLoss.amplitude, description="amplitude least squares or Poisson NLL")
+    refine_probe: bool = Field(False, description="refine the probe too")
+    probe_learning_rate: float = Field(0.01, description="the probe's Adam step")
+    probe_start_pass: int = Field(2, description="the first pass (0-based) that moves the probe")
+    seed: int = Field(0, description="seed of the batch draws")
+    margin: int = Field(2, description="canvas pixels beyond the outermost probe footprints")
+    # A given start is refined alongside a flat one for this many passes and the start that
+    # then fits the data better goes on. A network start can be worse than none: with a real,
+    # centro-symmetric probe a pattern and its twin give the same diffraction, and patches that
+    # mix the two set Adam back (docs/lab-notes/2026-11-25-network-quality.md); mpie refines such a start about as fast as a
+    # flat one, so there the flat rival's passes cost more than they save.
+    flat_check_passes: int | None = Field(
+        None, description="refine a flat start alongside a given one for this many passes and go "
+        f"on from the better; 0: trust the start; None: {ADAM_FLAT_CHECK_PASSES} with adam, 0 with mpie")
+
+    @model_validator(mode="after")
+    def _possible(self) -> RefineOptions:
+        counts = {"passes": self.passes, "flat_check_passes": self.flat_check_passes,
+                  "probe_start_pass": self.probe_start_pass, "margin": self.margin}
+        for name, value in counts.items():
+            if value is not None and value < 0:
+                raise ValueError(f"refinement {name} must be 0 or more, got {value}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"refinement batch size must be at least 1, got {self.batch_size}")
+        if self.optimizer is RefineOptimizer.auto and self.learning_rate is not None:
+            raise ValueError("a refinement step size is in its optimiser's units (mpie: 1 is the full "
+                             "PIE step; adam: object amplitude units); choose --refine-optimizer adam or mpie")
+        if not ((self.learning_rate is None or self.learning_rate > 0) and self.probe_learning_rate > 0):
+            raise ValueError("refinement step sizes must be positive, got "
+                             f"{self.learning_rate} (object) and {self.probe_learning_rate} (probe)")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"refinement momentum must be in [0, 1), got {self.momentum}")
+        if self.optimizer is RefineOptimizer.mpie and self.loss is not RefineLoss.amplitude:
+            raise ValueError("the mpie step is scaled for the amplitude loss; use --refine-optimizer adam "
+                             "with the Poisson loss")
+        if not 0 < self.final_lr_fraction <= 1:
+            raise ValueError(f"final_lr_fraction must be in (0, 1], got {self.final_lr_fraction}")
+        return self
+
+    def for_scan(self, scan: Scan) -> RefineOptions:
+        """These options with the defaults that depend on the scan resolved: ``auto`` becomes
+        mpie from MPIE_MIN_COUNTS mean counts per pattern with the amplitude loss and Adam
+        otherwise, and an unset ``flat_check_passes`` follows the optimiser."""
+        optimizer = self.optimizer
+        if optimizer is RefineOptimizer.auto:
+            counts = mean_total_counts(scan.diffraction)
+            mpie = counts >= MPIE_MIN_COUNTS and self.loss is RefineLoss.amplitude
+            optimizer = RefineOptimizer.mpie if mpie else RefineOptimizer.adam
+            log.info("refinement: %s steps (%.3g mean counts per pattern, %s loss)",
+                     optimizer.value, counts, self.loss.value)
+        check = self.flat_check_passes
+        if check is None:
+            check = ADAM_FLAT_CHECK_PASSES if optimizer is RefineOptimizer.adam else 0
+        return self.model_copy(update={"optimizer": optimizer, "flat_check_passes": check})
+
+    @property
+    def step_size(self) -> float:
+        """The object's initial step: ``learning_rate``, or the optimiser's default."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 1.0 if self._resolved() is RefineOptimizer.mpie else 0.03
+
+    @property
+    def positions_per_step(self) -> int:
+        """``batch_size``, or the optimiser's default."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return 32 if self._resolved() is RefineOptimizer.mpie else 16
+
+    def _resolved(self) -> RefineOptimizer:
+        if self.optimizer is RefineOptimizer.auto:
+            raise ValueError("the auto optimiser depends on the scan: resolve it with for_scan(scan) first")
+        return self.optimizer
+
+
 class Settings(StrictModel):
     """The complete, resolved settings of a run; saved next to every output."""
 
@@ -206,6 +350,7 @@ class Settings(StrictModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    refinement: RefineOptions = Field(default_factory=RefineOptions)
     backend: Backend = Backend.torch
 
     @property
@@ -215,6 +360,12 @@ class Settings(StrictModel):
 
     def to_plain(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Settings:
+        """These settings with ``overrides`` (a nested dict, possibly partial) deep-merged in and
+        validated: ``{"training": {"epochs": 8}}`` changes the epochs and keeps every other
+        training setting. A None value sets the setting to None."""
+        return Settings.model_validate(_merged(self, overrides))
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -243,7 +394,15 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
     """A YAML or JSON settings file as a plain dict (YAML is read with the safe loader)."""
     path = Path(path)
     text = path.read_text()
-    payload = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    try:
+        payload = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})") \
+            from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ValueError(f"{path}: not valid YAML: {getattr(error, 'problem', None) or error}{where}") from None
     if payload is None:
         return {}
     if not isinstance(payload, dict):
@@ -256,6 +415,19 @@ def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _merged(model: BaseModel, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``model`` as a plain dict with ``overrides`` merged in section by section: a nested dict
+    merges into a settings section and replaces any other value (e.g. the loss's terms)."""
+    merged = model.model_dump(mode="json")
+    for key, value in overrides.items():
+        current = getattr(model, key, None) if key in type(model).model_fields else None
+        if isinstance(current, BaseModel) and isinstance(value, dict):
+            merged[key] = _merged(current, value)
         else:
             merged[key] = value
     return merged

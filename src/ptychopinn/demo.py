@@ -6,14 +6,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ptychopinn.config import resolve_settings
+from ptychopinn.api import reconstruct, train_with_summary
+from ptychopinn.config import Settings, resolve_settings
+from ptychopinn.data import save_scan
+from ptychopinn.plots import plot_reconstruction_channel, plot_scan_overview
+from ptychopinn.simulation.simulate import simulate
 
 # Sized to finish in about three minutes on two CPU cores.
 DEMO_SCAN = {"size": 160, "n": 64, "step": 5.0, "photons": 1e6, "object": "lines", "probe": "defocused"}
 DEMO_EPOCHS = 8
 DEMO_REFINE_PASSES = 10
 # Batches of 16 where the auto batch size would pick 4 on this 361-pattern scan: 4 learns more per
-# epoch but trains 1.3-1.5x as long (README, reconstruction quality), and the demo keeps its budget.
+# epoch but trains 1.3-1.5x as long (docs/lab-notes/2026-11-25-network-quality.md), and the demo keeps its budget.
 DEMO_SETTINGS = {
     "model": {"n_filters_scale": 1},
     "training": {"batch_size": 16},
@@ -47,6 +51,18 @@ class DemoReport:
         return "\n".join(lines)
 
 
+def demo_settings(*, gridsize: int = 2, epochs: int | None = None, seed: int = 0) -> Settings:
+    """The demo's settings: a small network, batches of 16, DEMO_EPOCHS epochs and
+    DEMO_REFINE_PASSES refinement passes from either start (the network's start is not checked:
+    the demo shows both side by side)."""
+    return resolve_settings(None, {
+        **DEMO_SETTINGS,
+        "data": {"gridsize": gridsize, "seed": seed},
+        "training": {**DEMO_SETTINGS["training"], "epochs": epochs or DEMO_EPOCHS, "seed": seed},
+        "refinement": {"passes": DEMO_REFINE_PASSES, "seed": seed, "flat_check_passes": 0},
+    })
+
+
 def run_demo(
     output_dir: str | Path = "demo_output",
     *,
@@ -54,29 +70,24 @@ def run_demo(
     epochs: int | None = None,
     seed: int = 0,
     quiet: bool = False,
+    settings: Settings | None = None,
 ) -> DemoReport:
-    from ptychopinn.api import reconstruct, train_with_summary
-    from ptychopinn.data import save_scan
+    """The demo in ``output_dir``; ``settings`` (default: :func:`demo_settings` of ``gridsize``,
+    ``epochs`` and ``seed``) set the training and the refinement, the data seed the simulation."""
     from ptychopinn.evaluation.truth import evaluate_and_plot
-    from ptychopinn.plots import plot_reconstruction_channel, plot_scan_overview
-    from ptychopinn.reconstruction.refine import RefineOptions, refine
-    from ptychopinn.simulation.simulate import simulate
+    from ptychopinn.reconstruction.refine import refine
 
+    settings = settings or demo_settings(gridsize=gridsize, epochs=epochs, seed=seed)
     output_dir = Path(output_dir)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
     scan_args = dict(DEMO_SCAN)
-    scan = simulate(scan_args.pop("object"), seed=seed, show_progress=not quiet, **scan_args)
+    scan = simulate(scan_args.pop("object"), seed=settings.data.seed, show_progress=not quiet, **scan_args)
     scan_path = save_scan(scan, output_dir / "scan.npz")
     plot_scan_overview(scan, output_dir / "scan_overview.png")
     seconds["simulate"], clock = time.perf_counter() - clock, time.perf_counter()
 
-    settings = resolve_settings(None, {
-        **DEMO_SETTINGS,
-        "data": {"gridsize": gridsize, "seed": seed},
-        "training": {**DEMO_SETTINGS["training"], "epochs": epochs or DEMO_EPOCHS, "seed": seed},
-    })
     summary = train_with_summary(scan, output_dir / "train", settings, quiet=quiet)
     seconds["train"], clock = time.perf_counter() - clock, time.perf_counter()
 
@@ -87,8 +98,7 @@ def run_demo(
     plot_reconstruction_channel(result, "phase", infer_dir / "phase.png")
     seconds["reconstruct"], clock = time.perf_counter() - clock, time.perf_counter()
 
-    # the demo refines both starts and shows them side by side: the network's start is not checked
-    options = RefineOptions(passes=DEMO_REFINE_PASSES, seed=seed, flat_check_passes=0)
+    options, passes = settings.refinement, settings.refinement.passes
     polished = refine(scan, result, options)
     polished.reconstruction.save(output_dir / "refined" / "reconstruction.npz")
     seconds["refine network"], clock = time.perf_counter() - clock, time.perf_counter()
@@ -98,11 +108,11 @@ def run_demo(
 
     metrics = {
         "network alone": evaluate_and_plot(result, scan, infer_dir),
-        f"network + {DEMO_REFINE_PASSES} refinement passes": evaluate_and_plot(
+        f"network + {passes} refinement passes": evaluate_and_plot(
             polished.reconstruction, scan, output_dir / "refined",
             others={"network": result, "flat start": baseline.reconstruction},
             label="network + refinement"),
-        f"flat start + {DEMO_REFINE_PASSES} passes (iterative)": evaluate_and_plot(
+        f"flat start + {passes} passes (iterative)": evaluate_and_plot(
             baseline.reconstruction, scan, output_dir / "baseline"),
     }
     seconds["evaluate"] = time.perf_counter() - clock

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ptychopinn.atomic import write_json_atomic
 from ptychopinn.data.scan import Scan
+from ptychopinn.evaluation.data_fit import DataFit, data_fit
+from ptychopinn.evaluation.metrics import align_for_comparison, compare_images
+from ptychopinn.plots import plot_comparison
 from ptychopinn.reconstruction.result import Reconstruction
-
-if TYPE_CHECKING:
-    from ptychopinn.reconstruction.refine import DataFit
 
 DEFAULT_CROP = 20
 
@@ -43,8 +43,6 @@ def covered_region(
 def align_to_truth(reconstruction: Reconstruction, scan: Scan, crop: int = DEFAULT_CROP):
     """(aligned recon, reference crop, registration info) over the scanned region ± crop/2,
     trimmed to where the reconstruction is covered."""
-    from ptychopinn.evaluation.metrics import align_for_comparison
-
     if scan.object is None:
         raise ValueError(f"{scan.source}: no objectGuess to evaluate against")
     region = covered_region(reconstruction, scan_region(scan, crop / 2))
@@ -56,8 +54,6 @@ def align_to_truth(reconstruction: Reconstruction, scan: Scan, crop: int = DEFAU
 def evaluate_against_truth(
     reconstruction: Reconstruction, scan: Scan, crop: int = DEFAULT_CROP
 ) -> dict[str, Any]:
-    from ptychopinn.evaluation.metrics import compare_images
-
     aligned, reference, info = align_to_truth(reconstruction, scan, crop)
     return {**compare_images(aligned, reference), **info}
 
@@ -77,10 +73,6 @@ def evaluate_and_plot(
     metrics and the difference maps are those of ``reconstruction``. The metrics include its
     data fit (``fit`` when the caller has it already), which needs no reference.
     """
-    from ptychopinn.evaluation.metrics import compare_images
-    from ptychopinn.plots import plot_comparison
-    from ptychopinn.reconstruction.refine import data_fit
-
     output_dir = Path(output_dir)
     aligned, reference, info = align_to_truth(reconstruction, scan, crop)
     fit = data_fit(scan, reconstruction) if fit is None else fit

@@ -57,7 +57,7 @@ def add_optimizer_argument(parser) -> None:
     from ptychopinn.reconstruction.refine import RefineOptimizer, RefineOptions
 
     parser.add_argument("--refine-optimizer", choices=[o.value for o in RefineOptimizer],
-                        default=RefineOptions.optimizer.value,
+                        default=RefineOptions().optimizer.value,
                         help="refinement's optimiser; results of another than the default are written "
                         "as <name>_<optimizer>_* [%(default)s]")
 
@@ -67,4 +67,4 @@ def results_name(name: str, optimizer: str) -> str:
     with it does not overwrite the default's results."""
     from ptychopinn.reconstruction.refine import RefineOptions
 
-    return name if optimizer == RefineOptions.optimizer.value else f"{name}_{optimizer}"
+    return name if optimizer == RefineOptions().optimizer.value else f"{name}_{optimizer}"

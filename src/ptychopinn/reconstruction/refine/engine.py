@@ -1,0 +1,108 @@
+"""The refinement's pass loop: batches of scan positions, the step schedule, and the start check
+that refines a flat rival alongside a given start (docs/design/spec.md#stitching-and-refinement)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ptychopinn.backends.torch.device import resolve_device
+from ptychopinn.config import RefineOptimizer, RefineOptions
+from ptychopinn.data.scan import Scan
+from ptychopinn.plots import plot_loss_curve
+from ptychopinn.progress import progress
+from ptychopinn.reconstruction.refine.problem import RefinementProblem
+from ptychopinn.reconstruction.result import Reconstruction
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RefinementResult:
+    reconstruction: Reconstruction
+    loss_per_pass: list[float]
+    probe: np.ndarray
+    seconds: float
+    pass_metrics: list[dict] = field(default_factory=list)
+    start: str = "given"  # "given" or "flat": the start the result was refined from
+    flat_check_loss: list[float] = field(default_factory=list)  # the flat rival's loss per checked pass
+    optimizer: str = RefineOptimizer.adam.value  # the one that ran (``auto`` resolved)
+
+
+def refine(
+    scan: Scan,
+    init: Reconstruction | str | None = None,
+    options: RefineOptions | None = None,
+    *,
+    accelerator: str = "auto",
+    show_progress: bool = False,
+    on_pass: Callable[[int, Reconstruction], dict | None] | None = None,
+) -> RefinementResult:
+    """Refine ``init`` (a reconstruction, or None / "flat" for a flat start) against ``scan`` on
+    ``accelerator`` (auto | cpu | gpu | cuda | mps).
+
+    ``options`` is the ``refinement`` section of the settings (default: its defaults).
+    ``on_pass(pass_index, reconstruction)`` is called after every pass (e.g. to track quality);
+    whatever dict it returns is kept in ``pass_metrics``. With a given start and
+    ``options.flat_check_passes`` K > 0, a flat start runs the first K passes on the same batches
+    and step sizes; the one with the lower loss in pass K goes on (``RefinementResult.start``).
+    """
+    options = (options or RefineOptions()).for_scan(scan)
+    device = resolve_device(accelerator)
+    init = init if isinstance(init, Reconstruction) else None
+    problem = RefinementProblem(scan, init, options, device)
+    rival = problem.flat_rival(scan) if init is not None and options.flat_check_passes > 0 else None
+    start = time.perf_counter()
+    losses, rival_losses, pass_metrics, start_name = [], [], [], "given" if init is not None else "flat"
+    steps_per_pass = math.ceil(scan.n_patterns / options.positions_per_step)
+    total_steps = max(options.passes * steps_per_pass, 1)
+    rng = np.random.default_rng(options.seed)
+    for pass_index in progress(range(options.passes), "refining", enabled=show_progress):
+        batches = [torch.from_numpy(b).to(device)
+                   for b in np.array_split(rng.permutation(scan.n_patterns), steps_per_pass)]
+        rates = [step_fraction(pass_index * steps_per_pass + k, total_steps, options, steps_per_pass)
+                 for k in range(len(batches))]
+        losses.append(problem.run_pass(batches, rates, pass_index))
+        if rival is not None:
+            rival_losses.append(rival.run_pass(batches, rates, pass_index))
+            if len(rival_losses) == options.flat_check_passes or pass_index + 1 == options.passes:
+                if _flat_fits_better(losses[-1], rival_losses[-1], len(rival_losses)):
+                    problem, losses, start_name = rival, list(rival_losses), "flat"
+                rival = None
+        if on_pass is not None:
+            extra = on_pass(pass_index, problem.reconstruction())
+            if extra:
+                pass_metrics.append({"pass": pass_index + 1, **extra})
+    seconds = time.perf_counter() - start
+    log.info("refinement: %d passes in %.1f s, final loss %.4g", options.passes, seconds,
+             losses[-1] if losses else float("nan"))
+    return RefinementResult(problem.reconstruction(), losses, problem.probe_numpy(), seconds, pass_metrics,
+                            start_name, rival_losses, options.optimizer.value)
+
+
+def _flat_fits_better(given_loss: float, flat_loss: float, passes: int) -> bool:
+    better = flat_loss < given_loss
+    log.info("refinement: after %d passes the %s start fits the data better (loss %.4g given, %.4g flat); "
+             "refining on from it", passes, "flat" if better else "given", given_loss, flat_loss)
+    return better
+
+
+def step_fraction(step: int, total: int, options: RefineOptions, warmup: int) -> float:
+    """The fraction of the full step at ``step``: a linear warm-up (Adam's first steps move every
+    pixel by ~lr whatever the gradient, which would scramble a good starting object), then cosine
+    decay to ``final_lr_fraction``."""
+    floor = options.final_lr_fraction
+    decay = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * step / total))
+    return decay * min(1.0, (step + 1) / max(warmup, 1))
+
+
+def plot_refinement(result: RefinementResult, path: str | Path) -> Path:
+
+    return plot_loss_curve(result.loss_per_pass, path, title="refinement loss per pass")
