@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import run_cli
 from ptychopinn.data import load_scan
-
-
-def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    exe = shutil.which("ptychopinn") or str(Path(sys.executable).parent / "ptychopinn")
-    result = subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
-    if check and result.returncode != 0:
-        raise AssertionError(f"ptychopinn {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 @pytest.fixture(scope="module")

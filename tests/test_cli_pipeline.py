@@ -8,11 +8,11 @@ import re
 import numpy as np
 import pytest
 
+from helpers import run_cli
 from ptychopinn.cli.refine import POOR_FIT_EXCESS
 from ptychopinn.config import Settings
 from ptychopinn.data import save_scan
 from ptychopinn.reconstruction.result import Reconstruction
-from test_cli_foundation import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from helpers import STAT_KEYS, assert_real_png, run_cli, strict_load
 from ptychopinn.data import save_scan
 from ptychopinn.diagnostics import load_stages, save_stages, write_strict_json
 from ptychopinn.diagnostics.stages import STAGE_NAMES
 from ptychopinn.reconstruction.result import Reconstruction
-from test_cli_foundation import run_cli
-from test_diagnostics_stats import STAT_KEYS, assert_real_png, strict_load
 
 N_GROUPS = 48
 
@@ -118,10 +117,10 @@ def test_dump_location_and_batching_do_not_change_the_statistics(workspace, infe
     elsewhere = workspace / "dump_elsewhere"
     assert (elsewhere / "stats.json").is_file()  # --debug-dump DIR
     result = run_cli("compare-stats", str(full / "debug_dump" / "stats.json"), str(elsewhere),
-                     "--label-baseline", "batch16", "--label-candidate", "batch7",
-                     "--out", str(tmp_path / "report.json"))
+                     "--label-reference", "batch16", "--label-candidate", "batch7",
+                     "--out-dir", str(tmp_path))
     assert "batch16" in result.stdout and "→ ok" in result.stdout
-    report = strict_load(tmp_path / "report.json")
+    report = strict_load(tmp_path / "compare_stats.json")
     assert report["status"] == "ok"
     for entry in report["metrics"].values():  # streamed statistics do not depend on the batching
         assert entry["relative"] < 1e-6
@@ -133,10 +132,10 @@ def test_compare_stats_exit_code_on_divergence(inferred, tmp_path):
     stats["patch_amplitude"]["var_zero_mean"] *= 0.9  # 10 % less within-patch variance
     write_strict_json(tmp_path / "candidate.json", stats)
     result = run_cli("compare-stats", str(full / "debug_dump"), str(tmp_path / "candidate.json"),
-                     "--out", str(tmp_path / "r.json"), check=False)
+                     "--out-dir", str(tmp_path / "r"), check=False)
     assert result.returncode == 1, result.stderr
     assert "DIVERGED: patch_amplitude.var_zero_mean" in result.stdout
-    assert strict_load(tmp_path / "r.json")["diverged"] == ["patch_amplitude.var_zero_mean"]
+    assert strict_load(tmp_path / "r" / "compare_stats.json")["diverged"] == ["patch_amplitude.var_zero_mean"]
     relaxed = run_cli("compare-stats", str(full / "debug_dump"), str(tmp_path / "candidate.json"),
                       "--tolerance", "0.15", check=False)
     assert relaxed.returncode == 0  # --tolerance takes effect
@@ -156,22 +155,23 @@ def test_comparison_errors_exit_2(tmp_path):
 def test_compare_stages(inferred, tmp_path):
     full, _, _, _ = inferred
     capture = full / "stages.npz"
-    same = run_cli("compare-stages", str(capture), str(capture), "--out", str(tmp_path / "same.json"))
-    assert "all stages agree" in same.stdout and strict_load(tmp_path / "same.json")["status"] == "ok"
+    same = run_cli("compare-stages", str(capture), str(capture), "--out-dir", str(tmp_path / "same"))
+    assert "all stages agree" in same.stdout
+    assert strict_load(tmp_path / "same" / "compare_stages.json")["status"] == "ok"
     stages, meta = load_stages(capture)
     stages["object_patches"] = stages["object_patches"] * np.float32(1.001)  # a slip after the merge
     stages["predicted_amplitude"] = stages["predicted_amplitude"] * np.float32(1.001)
     save_stages(tmp_path / "slipped.npz", stages, meta)
     result = run_cli("compare-stages", str(capture), str(tmp_path / "slipped.npz"), check=False)
     assert result.returncode == 1 and "first divergent stage: object_patches" in result.stdout
-    assert run_cli("compare-stages", str(capture), str(tmp_path / "slipped.npz"), "--rtol", "0.01",
-                   check=False).returncode == 0  # --rtol takes effect
+    assert run_cli("compare-stages", str(capture), str(tmp_path / "slipped.npz"), "--tolerance", "0.01",
+                   check=False).returncode == 0  # --tolerance takes effect
 
 
 def test_compare_recon(inferred, tmp_path):
     full, _, plain, _ = inferred
-    same = run_cli("compare-recon", str(full / "reconstruction.npz"), str(plain / "reconstruction.npz"),
-                   "--out", str(tmp_path / "cmp"))
+    same = run_cli("compare-recon", str(plain / "reconstruction.npz"), str(full / "reconstruction.npz"),
+                   "--out-dir", str(tmp_path / "cmp"))
     assert "→ ok" in same.stdout and "infer_full vs infer_plain" in same.stdout
     report = strict_load(tmp_path / "cmp" / "compare_recon.json")
     assert report["status"] == "ok" and report["scores"]["phase_ssim"] > 0.999
@@ -180,8 +180,8 @@ def test_compare_recon(inferred, tmp_path):
     rng = np.random.default_rng(0)
     noisy = recon.object * np.exp(1j * rng.normal(0, 0.3, recon.object.shape)).astype(np.complex64)
     Reconstruction(noisy, recon.coverage, recon.origin_xy).save(tmp_path / "noisy" / "reconstruction.npz")
-    result = run_cli("compare-recon", str(tmp_path / "noisy" / "reconstruction.npz"),
-                     str(plain / "reconstruction.npz"), "--label-a", "noisy", check=False)
+    result = run_cli("compare-recon", str(plain / "reconstruction.npz"),
+                     str(tmp_path / "noisy" / "reconstruction.npz"), "--label-candidate", "noisy", check=False)
     assert result.returncode == 1 and "DIVERGED" in result.stdout and "noisy vs" in result.stdout
 
 
