@@ -3,6 +3,7 @@ saved atomically."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +52,6 @@ def plot_scan_overview(scan: Scan, path: str | Path) -> Path:
 
 def plot_training_curves(metrics_csv: str | Path, path: str | Path) -> Path:
     """Training and validation loss per epoch (log scale when positive) and the learning rate."""
-    import csv
-
     epochs: dict[str, dict[int, float]] = {"train_loss": {}, "val_loss": {}, "lr-Adam": {}}
     with open(metrics_csv, newline="") as handle:
         for row in csv.DictReader(handle):
@@ -80,7 +79,7 @@ def plot_training_curves(metrics_csv: str | Path, path: str | Path) -> Path:
     return save_figure_atomic(figure, path, dpi=110)
 
 
-def _object_extent(reconstruction) -> list[float]:
+def object_extent(reconstruction) -> list[float]:
     """imshow extent so axes read in object pixel coordinates."""
     ox, oy = reconstruction.origin_xy
     rows, cols = reconstruction.object.shape
@@ -95,7 +94,7 @@ def plot_reconstruction_channel(reconstruction, channel: str, path: str | Path) 
     figure = new_figure(5.2, 4.6)
     axis = figure.subplots()
     handle = axis.imshow(shown, cmap="gray" if channel == "amplitude" else "twilight",
-                         extent=_object_extent(reconstruction))
+                         extent=object_extent(reconstruction))
     figure.colorbar(handle, ax=axis, shrink=0.85, label="rad" if channel == "phase" else None)
     axis.set(title=f"reconstruction {channel}", xlabel="x (object px)", ylabel="y (object px)")
     return save_figure_atomic(figure, path, dpi=120)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from tqdm.auto import tqdm
+
 T = TypeVar("T")
 
 
@@ -12,6 +14,4 @@ def progress(items: Iterable[T], description: str, enabled: bool = True, total: 
     if not enabled:
         yield from items
         return
-    from tqdm.auto import tqdm
-
     yield from tqdm(items, desc=description, total=total, leave=False, dynamic_ncols=True)

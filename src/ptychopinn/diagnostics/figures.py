@@ -9,6 +9,7 @@ import numpy as np
 
 from ptychopinn.atomic import save_figure_atomic
 from ptychopinn.diagnostics.stats import to_numpy
+from ptychopinn.plots import new_figure, object_extent
 
 CHANNELS = ("amplitude", "phase")
 
@@ -35,8 +36,6 @@ def plot_patch_grid(patches, path: str | Path, channels: tuple[str, ...] = CHANN
     amplitude normalised to [0, 1] per patch (the overall range in the title), phase relative to
     each patch's mean phase on one symmetric scale (its reach in the title: a collapsed model shows
     flat patches and a tiny reach)."""
-    from ptychopinn.plots import new_figure
-
     values = to_numpy(patches)
     values = values.reshape(-1, *values.shape[-2:])[:max_patches]
     if len(values) == 0:
@@ -72,9 +71,7 @@ def plot_patch_grid(patches, path: str | Path, channels: tuple[str, ...] = CHANN
 
 def plot_canvas(reconstruction, path: str | Path) -> Path:
     """Stitched amplitude, phase and coverage; axes in object pixels, uncovered pixels blank."""
-    from ptychopinn.plots import _object_extent, new_figure
-
-    extent = _object_extent(reconstruction)
+    extent = object_extent(reconstruction)
     figure = new_figure(13, 4.2)
     axes = figure.subplots(1, 3)
     mask = reconstruction.mask

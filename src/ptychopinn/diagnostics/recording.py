@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ptychopinn.api import reconstruct
+from ptychopinn.diagnostics.figures import plot_canvas, plot_patch_grid
 from ptychopinn.diagnostics.stats import (
     OffsetSummary,
     PatchAccumulator,
@@ -62,8 +64,6 @@ class PatchStatsRecorder:
                  record["global_std"], record["var_zero_mean"])
         write_strict_json(self.path, self.records)
         if self.grid and len(self.records) == 1:
-            from ptychopinn.diagnostics.figures import plot_patch_grid
-
             flat = patches.reshape(-1, *patches.shape[-2:])[:GRID_PATCHES]
             plot_patch_grid(flat, self.directory / PATCH_GRID_FILE, title=f"{phase} batch {batch_idx}")
 
@@ -103,8 +103,6 @@ class DebugDump:
     def write(self, reconstruction, patch_size: int, **canvas_extra: Any) -> dict[str, Path]:
         """stats.json, offsets.json, canvas.json, patch_grid_amp.png, patch_grid_phase.png and
         canvas.png in the dump directory; returns the written paths by name."""
-        from ptychopinn.diagnostics.figures import plot_canvas, plot_patch_grid
-
         if self.n_groups == 0:
             raise ValueError("debug dump: no batch was observed")
         d = self.directory
@@ -136,7 +134,6 @@ def debug_dump(model, scan, directory: str | Path, **reconstruct_options: Any):
     ``reconstruct_options`` go to :func:`ptychopinn.api.reconstruct` (its
     ``batch_observers`` are extended, not replaced).
     """
-    from ptychopinn.api import reconstruct
 
     dump = DebugDump(directory)
     observers = [*(reconstruct_options.pop("batch_observers", None) or ()), dump]

@@ -12,13 +12,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.special import gammaln
 
 _TABLE_MAX = 1000.0  # above this λ the residual differs from 1/4 by less than 2e-4
 
 
 def _expected_square_residual(lam: float) -> float:
-    from scipy.special import gammaln
-
     if lam == 0.0:
         return 0.0
     spread = 12 * math.sqrt(lam) + 30
