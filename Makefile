@@ -1,4 +1,4 @@
-# The README's commands. Everything installs into .venv; nothing relies on packages installed by hand.
+# The README's commands (`make docs` builds the documentation site). Everything installs into .venv; nothing relies on packages installed by hand.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # an unpinned resolve would pull a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install demo test test-fast lint bench clean
+.PHONY: install demo test test-fast lint docs docs-serve bench clean
 
 install: $(STAMP)
 
@@ -30,8 +30,15 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
+# the documentation site (MkDocs) into site/; --strict fails on broken links and missing API references
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
+docs-serve: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs serve
+
 bench: install
 	$(BIN)/python benchmarks/train_infer.py
 
 clean:
-	rm -rf $(VENV) demo_output .pytest_cache
+	rm -rf $(VENV) demo_output site .pytest_cache
