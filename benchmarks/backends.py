@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from common import print_json, timed, write_results  # noqa: E402
 
-from ptychopinn.api import build_scales, evaluate, reconstruct  # noqa: E402
+from ptychopinn.api import build_scales, evaluate, reconstruct, with_resolved_batch_size  # noqa: E402
 from ptychopinn.backends.torch.backend import torch_weights  # noqa: E402
 from ptychopinn.config import resolve_settings  # noqa: E402
 from ptychopinn.data.grouped import GroupedScan  # noqa: E402
@@ -128,9 +128,9 @@ def main() -> None:
     parser.add_argument("--accelerator", default="cpu")
     args = parser.parse_args()
     scan = simulate("lines", size=args.size, n=args.n, step=5, probe="defocused")
-    settings = resolve_settings(None, {
+    settings = with_resolved_batch_size(resolve_settings(None, {
         "data": {"gridsize": 2}, "model": {"n_filters_scale": 1},
-        "training": {"epochs": args.epochs, "accelerator": args.accelerator}})
+        "training": {"epochs": args.epochs, "accelerator": args.accelerator}}), scan)
     with tempfile.TemporaryDirectory() as tmp:
         runs = train_both(scan, settings, Path(tmp))
         rows = {}
