@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from helpers import run_cli
-from ptychopinn.cli.refine import POOR_FIT_EXCESS
 from ptychopinn.config import Settings
 from ptychopinn.data import save_scan
+from ptychopinn.evaluation.data_fit import POOR_FIT_EXCESS
 from ptychopinn.reconstruction.result import Reconstruction
 
 

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from helpers import run_cli
+from helpers import assert_real_png, run_cli
 from ptychopinn.data import save_scan
 from ptychopinn.evaluation.data_fit import DataFit, data_fit
 from ptychopinn.physics.noise import AmplitudeNoise
@@ -81,3 +81,26 @@ def test_evaluate_and_refine_commands_report_the_fit(tiny_scan, tmp_path):
     metrics = json.loads((tmp_path / "flat" / "metrics.json").read_text())  # evaluate's, next to --recon
     assert f"{metrics['data_misfit_excess']:.1f}" == f"{excess:.1f}"
     assert metrics["data_misfit"] == pytest.approx(metrics["data_misfit_excess"] * metrics["data_misfit_noise_floor"])
+
+
+def test_the_trust_map_is_about_one_per_position_for_the_true_object_and_high_for_a_wrong_one(tiny_scan):
+    truth = data_fit(tiny_scan, _as_reconstruction(tiny_scan.object), accelerator="cpu")
+    flat = data_fit(tiny_scan, _as_reconstruction(np.ones_like(tiny_scan.object)), accelerator="cpu")
+    assert truth.position_excess.shape == flat.position_excess.shape == (tiny_scan.n_patterns,)
+    assert np.median(truth.position_excess) == pytest.approx(1.0, abs=0.1)
+    assert truth.untrusted_fraction() == 0.0
+    # a flat start on this weak-contrast scan: 3.5× over the whole scan, 2.5× at the median position
+    assert np.median(flat.position_excess) > 2 * np.median(truth.position_excess)
+    assert flat.untrusted_fraction() > 0.2
+
+
+def test_refine_writes_the_trust_map_of_its_result(tiny_scan, tmp_path):
+    save_scan(tiny_scan, tmp_path / "scan.npz")
+    out = tmp_path / "refined"
+    refined = run_cli("refine", "--data", str(tmp_path / "scan.npz"), "--passes", "3", "--output-dir", str(out), "-q")
+    saved = np.load(out / "trust_map.npz")
+    assert np.array_equal(saved["positions_xy"], tiny_scan.positions_xy)
+    fit = data_fit(tiny_scan, Reconstruction.load(out / "reconstruction.npz"), accelerator="cpu")
+    np.testing.assert_allclose(saved["excess"], fit.position_excess, rtol=1e-6)
+    assert f"median {np.median(fit.position_excess):.1f}×" in refined.stdout
+    assert_real_png(out / "trust_map.png")

@@ -19,6 +19,7 @@ from ptychopinn.reconstruction.refine import (
     RefineOptions,
     refine,
 )
+from ptychopinn.reconstruction.refine.engine import fitted_enough
 from ptychopinn.reconstruction.refine.mpie import PieSteps
 from ptychopinn.reconstruction.result import Reconstruction
 from ptychopinn.reconstruction.stitch import bilinear_splat
@@ -254,3 +255,34 @@ def test_refine_cli_runs_the_mpie_step_and_explains_a_poisson_mismatch(tiny_scan
                       "--output-dir", str(tmp_path / "poisson"), check=False)
     assert refused.returncode != 0
     assert "use --refine-optimizer adam with the Poisson loss" in refused.stderr + refused.stdout
+
+
+def test_passes_auto_refines_until_the_misfit_reaches_the_noise_floor(tiny_scan):
+    options = RefineOptions(passes="auto")
+    result = refine(tiny_scan, None, options, accelerator="cpu")
+    passes = len(result.loss_per_pass)
+    assert 1 < passes < options.auto_max_passes  # measured: 18 passes, 1.64× after the first
+    assert len(result.excess_per_pass) == passes
+    assert result.excess_per_pass[-1] <= options.auto_target_excess < result.excess_per_pass[0]
+    assert "reached" in result.stop_reason
+    # the criterion is the fit of the object as saved, the one infer and refine report
+    reported = data_fit(tiny_scan, result.reconstruction, accelerator="cpu").excess
+    assert reported == pytest.approx(result.excess_per_pass[-1], rel=1e-6)
+
+
+def test_passes_auto_stops_when_the_misfit_stops_falling():
+    assert fitted_enough([1.6, 1.3], target=1.1) == ""
+    assert "reached 1.05" in fitted_enough([1.6, 1.3, 1.05], target=1.1)
+    assert "stopped falling" in fitted_enough([1.6, 1.40, 1.40, 1.395, 1.394], target=1.1)
+    assert fitted_enough([1.6, 1.40, 1.38, 1.36, 1.34], target=1.1) == ""  # still 4 % per 3 passes
+
+
+def test_passes_auto_from_the_command_line_and_a_config_file(tiny_scan, tmp_path):
+    save_scan(tiny_scan, tmp_path / "scan.npz")
+    (tmp_path / "auto.yaml").write_text("refinement:\n  passes: auto\n  auto_max_passes: 2\n")
+    out = run_cli("refine", "--data", str(tmp_path / "scan.npz"), "--config", str(tmp_path / "auto.yaml"),
+                  "--output-dir", str(tmp_path / "r"), "-q")
+    assert "refined 2 passes" in out.stdout and "the pass budget ran out" in out.stdout
+    refused = run_cli("refine", "--data", str(tmp_path / "scan.npz"), "--passes", "many",
+                      "--output-dir", str(tmp_path / "r2"), check=False)
+    assert refused.returncode == 2 and "--passes" in refused.stderr and "Traceback" not in refused.stderr

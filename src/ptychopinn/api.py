@@ -23,7 +23,7 @@ from ptychopinn.data import Scan, load_scan
 from ptychopinn.data.grouped import GroupedScan, split_groups
 from ptychopinn.model.architecture import Architecture, ModelGeometry, canvas_size_for
 from ptychopinn.model.trained import MODEL_FILE, SETTINGS_FILE, TrainedModel, load_model
-from ptychopinn.physics.probe import TWIN_SYMMETRIC_BELOW, normalize_probe, twin_asymmetry
+from ptychopinn.physics.probe import TWIN_SYMMETRIC_BELOW, probe_similarity, twin_asymmetry
 from ptychopinn.physics.scaling import ScaleContract
 from ptychopinn.plots import plot_training_curves
 from ptychopinn.progress import progress
@@ -188,7 +188,7 @@ def _train_stage(
     backend = get_backend(settings.backend)
     grouped = GroupedScan.build(scan, settings.data)
     scales = build_scales(scan, settings)
-    probe = normalize_probe(scan.probe, settings.physics.probe_scale, settings.physics.probe_mask)
+    probe = settings.physics.normalized_probe(scan.probe)
     geometry = ModelGeometry(scan.patch_size, canvas_size_for(scan.patch_size, grouped.max_offset))
     log.info("scale contract: a=%.6g, n̄=%.6g counts, S=%.6g", scales.input_scale,
              scales.mean_counts, scales.photon_scale)
@@ -223,7 +223,7 @@ def finetune(
     backend.check(settings)
     grouped = GroupedScan.build(scan, settings.data)
     scales = build_scales(scan, settings)
-    probe = normalize_probe(scan.probe, settings.physics.probe_scale, settings.physics.probe_mask)
+    probe = settings.physics.normalized_probe(scan.probe)
     result = backend.train(TrainingRun(grouped, settings, scales, probe, model.architecture(), Path(output_dir),
                                        quiet=quiet, initial_weights=model.weights))
     return dataclasses.replace(model, settings=settings, scales=scales, probe=probe, weights=result.weights,
@@ -259,6 +259,7 @@ def reconstruct(
     inference = model.settings.inference
     scan = as_scan(scan, model.settings.data.intensity)
     _check_compatible(model, scan)
+    model = with_scan_probe(model, scan)
     grouped = GroupedScan.build(scan, model.settings.data, n_groups)
     _log_scales(model.scales, grouped)
     run_batch = backend.predictor(model, accelerator or inference.accelerator)
@@ -278,6 +279,28 @@ def reconstruct(
         for observe in batch_observers or ():
             observe("infer", index, inputs, output)
     return stitcher.result()
+
+
+# Probes this similar to the one a model was trained with (probe_similarity: 1 for the same probe)
+# are within what it has seen; the simulated disk and defocused probes score 0.17 against each other
+PROBE_SIMILARITY_WARN_BELOW = 0.9
+
+
+def with_scan_probe(model: TrainedModel, scan: Scan) -> TrainedModel:
+    """``model`` with the probe of the scan it reconstructs (normalised by the scale contract's
+    function) in place of the one stored at training: the physics layer, the back-projected input
+    and the stitching weights then use the illumination that produced these patterns. Logs how
+    similar the two probes are, and warns when the scan's lies outside what the model was trained
+    with."""
+    probe = model.settings.physics.normalized_probe(scan.probe)
+    similarity = probe_similarity(model.probe, probe)
+    if similarity < PROBE_SIMILARITY_WARN_BELOW:
+        log.warning("this scan's probe differs from the one the model was trained with (similarity %.2f, "
+                    "1 = the same): its one-pass result may be poor; fine-tune on the scan "
+                    "(infer --finetune-epochs E) or refine it (infer --refine-passes K)", similarity)
+    else:
+        log.info("probe: the scan's own, similarity %.3f to the model's training probe", similarity)
+    return dataclasses.replace(model, probe=probe)
 
 
 def _check_compatible(model: TrainedModel, scan: Scan) -> None:

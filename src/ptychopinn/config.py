@@ -11,12 +11,13 @@ import logging
 import math
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ptychopinn.atomic import write_text_atomic
+from ptychopinn.physics.probe import normalize_probe
 from ptychopinn.physics.scaling import mean_total_counts
 
 if TYPE_CHECKING:
@@ -98,6 +99,11 @@ class PhysicsConfig(StrictModel):
     nphotons: float | None = Field(
         None, gt=0, description="mean counts per pattern, only for data not in counts"
     )
+
+    def normalized_probe(self, probe: Any) -> Any:
+        """``probe`` normalised as these settings say (the scale contract's function): what the
+        physics layer, the back-projected input and the stitching weights use."""
+        return normalize_probe(probe, self.probe_scale, self.probe_mask)
 
 
 class ModelConfig(StrictModel):
@@ -250,7 +256,15 @@ class RefineOptions(StrictModel):
     """Physics-based refinement (docs/design/spec.md#stitching-and-refinement); the device it
     runs on is a runtime choice, not a setting."""
 
-    passes: int = Field(20, description="passes over all scan positions; 0: no refinement")
+    passes: int | Literal["auto"] = Field(
+        20, description="passes over all scan positions; 0: no refinement; auto: until the data misfit "
+        "reaches the Poisson floor (auto_target_excess) or stops falling, at most auto_max_passes")
+    # The discrepancy principle: an object that explains the patterns to their noise has nothing
+    # left to learn from them but the noise. Refined objects settle at 1.0-1.2× (the demo: 1.1×
+    # after 10 passes), so 1.1 stops where the data say little more
+    auto_target_excess: float = Field(
+        1.1, gt=0, description="passes auto: stop once the misfit is at most this many times the floor")
+    auto_max_passes: int = Field(50, ge=1, description="passes auto: the most passes it runs")
     optimizer: RefineOptimizer = Field(
         RefineOptimizer.auto,
         description=f"adam, mpie, or auto: mpie from {MPIE_MIN_COUNTS:g} mean counts per pattern "
@@ -284,7 +298,8 @@ class RefineOptions(StrictModel):
 
     @model_validator(mode="after")
     def _possible(self) -> RefineOptions:
-        counts = {"passes": self.passes, "flat_check_passes": self.flat_check_passes,
+        counts = {"passes": None if self.passes == "auto" else self.passes,
+                  "flat_check_passes": self.flat_check_passes,
                   "probe_start_pass": self.probe_start_pass, "margin": self.margin}
         for name, value in counts.items():
             if value is not None and value < 0:
@@ -321,6 +336,16 @@ class RefineOptions(StrictModel):
         if check is None:
             check = ADAM_FLAT_CHECK_PASSES if optimizer is RefineOptimizer.adam else 0
         return self.model_copy(update={"optimizer": optimizer, "flat_check_passes": check})
+
+    @property
+    def until_fitted(self) -> bool:
+        """passes auto: refine until the data misfit reaches the noise floor."""
+        return self.passes == "auto"
+
+    @property
+    def pass_budget(self) -> int:
+        """The passes the schedule spans: ``passes``, or at most ``auto_max_passes`` for auto."""
+        return self.auto_max_passes if self.until_fitted else self.passes
 
     @property
     def step_size(self) -> float:

@@ -100,6 +100,22 @@ def plot_reconstruction_channel(reconstruction, channel: str, path: str | Path) 
     return save_figure_atomic(figure, path, dpi=120)
 
 
+def plot_trust_map(reconstruction, positions_xy: np.ndarray, excess: np.ndarray, path: str | Path) -> Path:
+    """Each scan position coloured by its pattern's misfit in units of its Poisson floor (1: the
+    object explains that pattern), over the reconstruction's amplitude in object pixels."""
+    figure = new_figure(6.2, 5.0)
+    axis = figure.subplots()
+    axis.imshow(np.ma.masked_where(~reconstruction.mask, reconstruction.amplitude), cmap="gray",
+                extent=object_extent(reconstruction))
+    top = max(3.0, float(np.percentile(excess, 99))) if excess.size else 3.0
+    handle = axis.scatter(positions_xy[:, 0], positions_xy[:, 1], c=excess, s=14, cmap="inferno",
+                          vmin=1.0, vmax=top, edgecolors="none")
+    figure.colorbar(handle, ax=axis, shrink=0.85, label="misfit / Poisson floor (1 = explained)")
+    axis.set(title="trust map: where the object explains each pattern", xlabel="x (object px)",
+             ylabel="y (object px)")
+    return save_figure_atomic(figure, path, dpi=120)
+
+
 def plot_comparison(panels: dict[str, np.ndarray], metrics: dict, path: str | Path) -> Path:
     """Reference and aligned reconstructions side by side (amplitude row, phase row), difference
     maps of the last one against the reference, and the FRC curve.

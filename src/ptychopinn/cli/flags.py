@@ -37,6 +37,16 @@ def _devices(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
+def passes_or_auto(text: str) -> int | str:
+    """A number of refinement passes, or "auto"."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of passes or auto, got {text!r}") from None
+
+
 def _choices(enum: type[Enum]) -> tuple[str, ...]:
     return tuple(member.value for member in enum)
 
@@ -126,10 +136,11 @@ SETTING_FLAGS: tuple[SettingFlag, ...] = (
     _flag("--stitch-weighting", "inference.stitch_weighting", "hard central crop, or |probe|² weights",
           choices=_choices(StitchWeighting)),
     # refinement
-    _flag("--passes", "refinement.passes", "passes over all scan positions, 0: no refinement", type=int,
-          legacy=("--steps",)),
+    _flag("--passes", "refinement.passes", "passes over all scan positions, or auto: until the data "
+          "misfit reaches the Poisson floor (or stops falling)", type=passes_or_auto, legacy=("--steps",)),
     _flag("--refine-passes", "refinement.passes", "refine the network's object for this many passes "
-          "over all scan positions, 0: no refinement", type=int, legacy=("--refine-steps",)),
+          "over all scan positions, or auto: until the data misfit reaches the Poisson floor (or stops "
+          "falling); 0: no refinement", type=passes_or_auto, legacy=("--refine-steps",)),
     _flag("--refine-batch-size", "refinement.batch_size", "scan positions per step", type=int,
           default_text="32 for mpie, 16 for adam"),
     _flag("--refine-optimizer", "refinement.optimizer", "adam: per-pixel normalised steps (works with "

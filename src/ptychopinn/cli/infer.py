@@ -41,9 +41,10 @@ from ptychopinn.cli.flags import (
     overrides_from,
     resolve,
 )
-from ptychopinn.cli.refine import POOR_FIT_EXCESS, report_data_fit, run_refinement
+from ptychopinn.cli.refine import report_data_fit, run_refinement
 from ptychopinn.config import Settings
 from ptychopinn.data import load_scan
+from ptychopinn.evaluation.data_fit import POOR_FIT_EXCESS
 from ptychopinn.model.trained import load_model
 from ptychopinn.plots import plot_reconstruction_channel
 
@@ -62,7 +63,7 @@ class ReportOptions:
     n_groups: int | None = None
     accelerator: str | None = None  # None: the model's
     backend: str | None = None  # None: the model's
-    refine_passes: int = 0
+    refine_passes: int | str = 0  # or "auto"
     finetune_epochs: int = 0
     save_model: bool = False
     diagnostics: DiagnosticOptions = field(default_factory=DiagnosticOptions)
@@ -167,11 +168,13 @@ def reconstruct_and_report(model, scan, settings: Settings, options: ReportOptio
     diagnostics.finish(model, scan, result)
     network_result = result
     accelerator = options.accelerator or "auto"
-    fit = report_data_fit(scan, result, "network object", accelerator)
+    # the trust map describes reconstruction.npz: the refined object's, when refinement follows
+    fit = report_data_fit(scan, result, "network object", accelerator,
+                          None if options.refine_passes else output_dir)
     if fit.excess > POOR_FIT_EXCESS and not options.refine_passes:
         print(f"the network's object does not explain these patterns ({fit.excess:.0f}× the noise); refine it: "
-              f"ptychopinn refine --data {options.data} --init {output_dir / 'reconstruction.npz'} --passes 20 "
-              f"--output-dir {output_dir / 'refined'}  (or infer with --refine-passes 20)")
+              f"ptychopinn refine --data {options.data} --init {output_dir / 'reconstruction.npz'} --passes auto "
+              f"--output-dir {output_dir / 'refined'}  (or infer with --refine-passes auto)")
     if options.refine_passes:
         result.save(output_dir / "network_reconstruction.npz")
         refinement, fit = run_refinement(scan, result, output_dir, settings.refinement, accelerator,

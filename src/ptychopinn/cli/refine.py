@@ -31,14 +31,11 @@ from ptychopinn.cli.flags import REFINE_FLAGS, add_setting_flags, flags_for, ove
 from ptychopinn.config import RefineOptions
 from ptychopinn.data import load_scan
 from ptychopinn.evaluation.data_fit import data_fit
-from ptychopinn.plots import plot_reconstruction_channel
+from ptychopinn.plots import plot_reconstruction_channel, plot_trust_map
 from ptychopinn.reconstruction.result import Reconstruction
 
 FLAGS = flags_for(names=("--passes", "--seed", "--intensity", *REFINE_FLAGS))
 
-# Misfit, in units of the Poisson floor, above which an object visibly fails to explain the data:
-# network objects that score phase SSIM 0.94 leave 2–3×, failed ones 7–20× (docs/lab-notes/2026-11-25-network-quality.md).
-POOR_FIT_EXCESS = 3.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from ptychopinn.evaluation.truth import evaluate_and_plot
 
     settings = resolve(options.overrides, FLAGS, config=options.config, config_sections=("refinement", "data"))
-    if settings.refinement.passes < 1:
+    if settings.refinement.passes != "auto" and settings.refinement.passes < 1:
         raise UserError(f"--passes: refine needs at least 1 pass, got {settings.refinement.passes}")
     check_accelerator(options.accelerator)
     scan = read_input(options.data, "scan .npz", lambda p: load_scan(p, intensity=settings.data.intensity))
@@ -106,17 +103,23 @@ def run_refinement(scan, init, output_dir: Path, refinement: RefineOptions, acce
     plot_reconstruction_channel(result.reconstruction, "phase", output_dir / "phase.png")
     plot_refinement(result, output_dir / "refinement_loss.png")
     print(f"refined {len(result.loss_per_pass)} passes with {result.optimizer} in {result.seconds:.1f} s "
-          f"(loss {result.loss_per_pass[0]:.4g} → {result.loss_per_pass[-1]:.4g}): "
-          f"{output_dir / 'reconstruction.npz'}")
+          f"(loss {result.loss_per_pass[0]:.4g} → {result.loss_per_pass[-1]:.4g}"
+          f"{'; ' + result.stop_reason if result.stop_reason else ''}): {output_dir / 'reconstruction.npz'}")
     if result.flat_check_loss:
         checked = len(result.flat_check_loss)
         print(f"start check: after {checked} passes the {result.start} start fitted the data better "
               f"(flat start's loss {result.flat_check_loss[-1]:.4g}); the result is refined from it")
-    return result, report_data_fit(scan, result.reconstruction, "refined object", accelerator)
+    return result, report_data_fit(scan, result.reconstruction, "refined object", accelerator, output_dir)
 
 
-def report_data_fit(scan, reconstruction, label: str, accelerator: str):
-    """Print how well ``reconstruction`` explains the scan's patterns (no reference needed)."""
+def report_data_fit(scan, reconstruction, label: str, accelerator: str, output_dir: Path | None = None):
+    """Print how well ``reconstruction`` explains the scan's patterns (no reference needed); with
+    ``output_dir``, also write its trust map there (trust_map.npz, trust_map.png): each position's
+    misfit against its Poisson floor, so a user sees where the result can be trusted."""
     fit = data_fit(scan, reconstruction, accelerator)
     print(f"{label}: {fit.format()}")
+    if output_dir is not None:
+        fit.save_trust_map(scan.positions_xy, output_dir / "trust_map.npz")
+        plot_trust_map(reconstruction, scan.positions_xy, fit.position_excess, output_dir / "trust_map.png")
+        print(f"{fit.format_trust()}: {output_dir / 'trust_map.png'}")
     return fit

@@ -42,7 +42,6 @@ from ptychopinn.diagnostics.recording import DebugDump
 from ptychopinn.diagnostics.stats import write_strict_json
 from ptychopinn.model.architecture import Architecture, ModelGeometry, canvas_size_for
 from ptychopinn.model.trained import TrainedModel
-from ptychopinn.physics.probe import normalize_probe
 from ptychopinn.plots import plot_comparison
 
 log = logging.getLogger(__name__)
@@ -212,7 +211,7 @@ def training_parity(
     settings.training.accelerator = "cpu"
     grouped = GroupedScan.build(scan, settings.data)
     scales = build_scales(scan, settings)
-    probe = normalize_probe(scan.probe, settings.physics.probe_scale, settings.physics.probe_mask)
+    probe = settings.physics.normalized_probe(scan.probe)
     geometry = ModelGeometry(scan.patch_size, canvas_size_for(scan.patch_size, grouped.max_offset))
     arch = Architecture.from_settings(settings, geometry)
     backends = {"torch": get_backend("torch"), "tensorflow": get_backend("tensorflow", jit_compile=jit_compile)}

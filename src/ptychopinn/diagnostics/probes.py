@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn.api import as_scan
+from ptychopinn.api import as_scan, with_scan_probe
 from ptychopinn.atomic import atomic_path
 from ptychopinn.backends import ModelBackend, get_backend
 from ptychopinn.data.grouped import GroupedScan
@@ -69,8 +69,8 @@ def capture_stages(
     (grouped with the model's settings, normalised with the scan's own input scale a exactly as
     :func:`ptychopinn.api.reconstruct` does). ``forward`` overrides the registered backend;
     ``accelerator`` defaults to the CPU so that captures are reproducible."""
-    _, grouped, selection = _stage_batch(model, scan, n_groups)
-    forward = forward or backend_forward(model, backend, accelerator)
+    scan, grouped, selection = _stage_batch(model, scan, n_groups)
+    forward = forward or backend_forward(with_scan_probe(model, scan), backend, accelerator)
     x = grouped.diffraction(selection)
     output = forward(x, grouped.offsets(selection))
     return {name: stages[name] for name in STAGE_NAMES

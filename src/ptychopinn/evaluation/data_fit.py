@@ -4,14 +4,20 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from ptychopinn.atomic import atomic_path
 from ptychopinn.config import RefineOptions
 from ptychopinn.data.scan import Scan
 from ptychopinn.physics.noise import AmplitudeNoise
 from ptychopinn.reconstruction.result import Reconstruction
+
+# A pattern missed by more than this many times its Poisson floor is visibly unexplained: network
+# objects that score phase SSIM 0.94 leave 2-3x over the whole scan (docs/lab-notes/2026-11-25-network-quality.md)
+POOR_FIT_EXCESS = 3.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,9 @@ class DataFit:
 
     misfit: float
     noise_floor: float
+    # per scan position, ‖s·|F(P · O)| − X‖ over its pattern in units of what Poisson noise alone
+    # leaves there: the trust map (about 1 where the object explains that pattern)
+    position_excess: np.ndarray = field(default_factory=lambda: np.empty(0), compare=False, repr=False)
 
     @property
     def excess(self) -> float:
@@ -39,19 +48,39 @@ class DataFit:
         return (f"data misfit {100 * self.misfit:.1f} % of the measured amplitudes, "
                 f"{self.excess:.1f}× what Poisson noise alone leaves ({100 * self.noise_floor:.1f} %)")
 
+    def untrusted_fraction(self, threshold: float = POOR_FIT_EXCESS) -> float:
+        """The fraction of scan positions whose pattern the object misses by more than
+        ``threshold`` times the Poisson floor."""
+        return float(np.mean(self.position_excess > threshold)) if self.position_excess.size else 0.0
 
-def data_fit(scan: Scan, reconstruction: Reconstruction, accelerator: str = "auto") -> DataFit:
+    def format_trust(self) -> str:
+        return (f"trust map: {100 * self.untrusted_fraction():.0f} % of the positions beyond "
+                f"{POOR_FIT_EXCESS:g}× the noise (median {np.median(self.position_excess):.1f}×, "
+                f"worst {np.max(self.position_excess):.1f}×)")
+
+    def save_trust_map(self, positions_xy: np.ndarray, path: str | Path) -> Path:
+        """The trust map as ``path`` (.npz: ``positions_xy`` (M, 2) [x, y], ``excess`` (M,)),
+        written atomically."""
+        with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+            np.savez(handle, positions_xy=np.asarray(positions_xy, dtype=np.float64),
+                     excess=self.position_excess.astype(np.float64))
+        return Path(path)
+
+
+def data_fit(scan: Scan, reconstruction: Reconstruction, accelerator: str = "auto", *, device=None) -> DataFit:
     """The misfit of ``reconstruction`` to ``scan``'s patterns through the refinement's forward
-    model; where the reconstruction does not cover a probe footprint, its mean value stands in."""
+    model; where the reconstruction does not cover a probe footprint, its mean value stands in.
+    ``device`` (a torch device) replaces ``accelerator`` where the caller has one already."""
     # torch only where a fit is computed: importing this module (evaluation) stays light
     from ptychopinn.backends.torch.device import resolve_device
     from ptychopinn.reconstruction.refine.problem import RefinementProblem
 
-    problem = RefinementProblem(scan, reconstruction, RefineOptions(), resolve_device(accelerator))
-    return _fit(problem)
+    device = device if device is not None else resolve_device(accelerator)
+    return problem_fit(RefinementProblem(scan, reconstruction, RefineOptions(), device))
 
 
-def _fit(problem, batch_size: int = 256) -> DataFit:
+def problem_fit(problem, batch_size: int = 256) -> DataFit:
+    """The :class:`DataFit` of a refinement problem's current object and probe."""
     import torch
 
     batches = torch.arange(len(problem.measured), device=problem.device).split(batch_size)
@@ -66,9 +95,15 @@ def _fit(problem, batch_size: int = 256) -> DataFit:
         # a second pass, as the floor needs the rates at the best scale: holding every
         # predicted pattern until the scale is known would cost a copy of the data
         noise, floor = AmplitudeNoise(), 0.0
+        position_residual, position_floor = [], []
         for batch in batches:
-            expected_counts = (scale * problem.predicted(batch).double()) ** 2
-            floor += float(np.sum(noise.expected_square_residual(expected_counts.cpu().numpy())))
+            scaled = scale * problem.predicted(batch).double()
+            expected = noise.expected_square_residual((scaled**2).cpu().numpy())
+            floor += float(np.sum(expected))
+            position_floor.append(np.sum(expected, axis=(-2, -1)))
+            misses = torch.sum((scaled - problem.measured[batch].double()) ** 2, dim=(-2, -1))
+            position_residual.append(misses.cpu().numpy())
     residual = max(measured_energy - scale * cross, 0.0)  # Σ(sA − X)² at s = ΣAX / ΣA²
+    position_excess = np.sqrt(np.concatenate(position_residual) / np.maximum(np.concatenate(position_floor), 1e-300))
     # measured_energy > 0: the problem's probe scaling rejects patterns without counts
-    return DataFit(math.sqrt(residual / measured_energy), math.sqrt(floor / measured_energy))
+    return DataFit(math.sqrt(residual / measured_energy), math.sqrt(floor / measured_energy), position_excess)

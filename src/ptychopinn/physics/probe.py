@@ -84,6 +84,19 @@ def twin(field: np.ndarray) -> np.ndarray:
     return np.conj(np.roll(np.asarray(field)[::-1, ::-1], 1, axis=(0, 1)))
 
 
+def probe_similarity(probe: np.ndarray, other: np.ndarray) -> float:
+    """|⟨P, Q⟩| / (‖P‖ ‖Q‖) of two probes on the same grid: 1 for the same probe up to a global
+    phase and scale (which the normalisation and the object absorb), towards 0 for probes that
+    light different pixels or carry different phase structure."""
+    probe, other = (np.asarray(p).astype(np.complex128) for p in (probe, other))
+    if probe.shape != other.shape:
+        raise ValueError(f"probes of different sizes: {probe.shape} and {other.shape}")
+    norms = np.linalg.norm(probe) * np.linalg.norm(other)
+    if norms == 0:
+        raise ValueError("the probe is zero everywhere")
+    return float(abs(np.vdot(probe, other)) / norms)
+
+
 def normalize_probe(
     probe: np.ndarray, probe_scale: float = 4.0, use_mask: bool = False
 ) -> np.ndarray:

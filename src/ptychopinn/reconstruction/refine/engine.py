@@ -16,6 +16,7 @@ import torch
 from ptychopinn.backends.torch.device import resolve_device
 from ptychopinn.config import RefineOptimizer, RefineOptions
 from ptychopinn.data.scan import Scan
+from ptychopinn.evaluation.data_fit import data_fit
 from ptychopinn.plots import plot_loss_curve
 from ptychopinn.progress import progress
 from ptychopinn.reconstruction.refine.problem import RefinementProblem
@@ -34,6 +35,9 @@ class RefinementResult:
     start: str = "given"  # "given" or "flat": the start the result was refined from
     flat_check_loss: list[float] = field(default_factory=list)  # the flat rival's loss per checked pass
     optimizer: str = RefineOptimizer.adam.value  # the one that ran (``auto`` resolved)
+    # passes auto: the data misfit after every pass, in units of the Poisson floor, and why it stopped
+    excess_per_pass: list[float] = field(default_factory=list)
+    stop_reason: str = ""
 
 
 def refine(
@@ -62,9 +66,10 @@ def refine(
     start = time.perf_counter()
     losses, rival_losses, pass_metrics, start_name = [], [], [], "given" if init is not None else "flat"
     steps_per_pass = math.ceil(scan.n_patterns / options.positions_per_step)
-    total_steps = max(options.passes * steps_per_pass, 1)
+    total_steps = max(options.pass_budget * steps_per_pass, 1)
     rng = np.random.default_rng(options.seed)
-    for pass_index in progress(range(options.passes), "refining", enabled=show_progress):
+    excess_per_pass, stop_reason = [], ""
+    for pass_index in progress(range(options.pass_budget), "refining", enabled=show_progress):
         batches = [torch.from_numpy(b).to(device)
                    for b in np.array_split(rng.permutation(scan.n_patterns), steps_per_pass)]
         rates = [step_fraction(pass_index * steps_per_pass + k, total_steps, options, steps_per_pass)
@@ -72,7 +77,7 @@ def refine(
         losses.append(problem.run_pass(batches, rates, pass_index))
         if rival is not None:
             rival_losses.append(rival.run_pass(batches, rates, pass_index))
-            if len(rival_losses) == options.flat_check_passes or pass_index + 1 == options.passes:
+            if len(rival_losses) == options.flat_check_passes or pass_index + 1 == options.pass_budget:
                 if _flat_fits_better(losses[-1], rival_losses[-1], len(rival_losses)):
                     problem, losses, start_name = rival, list(rival_losses), "flat"
                 rival = None
@@ -80,11 +85,34 @@ def refine(
             extra = on_pass(pass_index, problem.reconstruction())
             if extra:
                 pass_metrics.append({"pass": pass_index + 1, **extra})
+        if options.until_fitted and rival is None:
+            # the fit of the object as it is saved (weakly lit pixels dropped), the one reported
+            excess_per_pass.append(data_fit(scan, problem.reconstruction(), device=device).excess)
+            stop_reason = fitted_enough(excess_per_pass, options.auto_target_excess)
+            if stop_reason:
+                break
     seconds = time.perf_counter() - start
-    log.info("refinement: %d passes in %.1f s, final loss %.4g", options.passes, seconds,
-             losses[-1] if losses else float("nan"))
+    log.info("refinement: %d passes in %.1f s, final loss %.4g%s", len(losses), seconds,
+             losses[-1] if losses else float("nan"), f" ({stop_reason})" if stop_reason else "")
     return RefinementResult(problem.reconstruction(), losses, problem.probe_numpy(), seconds, pass_metrics,
-                            start_name, rival_losses, options.optimizer.value)
+                            start_name, rival_losses, options.optimizer.value, excess_per_pass,
+                            stop_reason or ("the pass budget ran out" if options.until_fitted else ""))
+
+
+# passes auto stops when the misfit falls by less than this fraction over PLATEAU_PASSES passes: at
+# low dose or with a poor probe the floor may be out of reach, and the passes then fit noise
+PLATEAU_GAIN, PLATEAU_PASSES = 0.01, 3
+
+
+def fitted_enough(excess_per_pass: list[float], target: float) -> str:
+    """Why refinement until fitted stops after these passes ("" to go on)."""
+    if excess_per_pass[-1] <= target:
+        return f"the misfit reached {excess_per_pass[-1]:.2f}× the noise floor"
+    if len(excess_per_pass) > PLATEAU_PASSES:
+        before = excess_per_pass[-1 - PLATEAU_PASSES]
+        if excess_per_pass[-1] > before * (1 - PLATEAU_GAIN):
+            return f"the misfit stopped falling at {excess_per_pass[-1]:.2f}× the noise floor"
+    return ""
 
 
 def _flat_fits_better(given_loss: float, flat_loss: float, passes: int) -> bool:
