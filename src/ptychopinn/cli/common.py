@@ -137,7 +137,6 @@ def check_backend(backend) -> None:
     """Refuse a backend that cannot be loaded (TensorFlow is optional) before any work."""
     if backend is None:
         return
-
     get_backend(backend.value if hasattr(backend, "value") else backend)
 
 
