@@ -116,3 +116,16 @@ def test_the_predecessors_infer_command_line_runs(predecessor_run):
     assert load_stats(root / "E" / "dump")["patch_amplitude"]["n_patches"] == 128 * 4  # --n_images 128
     assert (root / "E" / "comparison.png").stat().st_size > 0  # --comparison_plot
     assert "phase SSIM" in inferred.stdout
+
+
+def test_comparison_plot_says_when_there_is_nothing_to_compare_against(predecessor_run, tiny_scan):
+    root, _, _ = predecessor_run
+    import dataclasses
+
+    save_scan(dataclasses.replace(tiny_scan, object=None), root / "no_truth.npz")
+    args = ("infer", "--model_path", str(root / "D"), "--test_data", str(root / "no_truth.npz"))
+    asked = run_cli(*args, "--output_dir", str(root / "F"), "--comparison_plot")
+    plain = run_cli(*args, "--output_dir", str(root / "G"))
+    assert "--comparison_plot: the scan has no objectGuess" in asked.stderr
+    assert "--comparison_plot" not in plain.stderr
+    assert not (root / "F" / "comparison.png").exists()

@@ -64,6 +64,12 @@ def build_scales(scan: Scan, settings: Settings) -> ScaleContract:
     )
 
 
+def training_inputs(scan: Scan, settings: Settings) -> tuple[GroupedScan, ScaleContract, np.ndarray]:
+    """What training on ``scan`` sees: its groups, its scale contract and its normalised probe."""
+    return (GroupedScan.build(scan, settings.data), build_scales(scan, settings),
+            settings.physics.normalized_probe(scan.probe))
+
+
 @dataclass
 class TrainingSummary:
     model: TrainedModel
@@ -186,9 +192,7 @@ def _train_stage(
     """One training run of ``settings`` with ``settings.backend`` → (the trained model, not yet
     saved; the backend's result)."""
     backend = get_backend(settings.backend)
-    grouped = GroupedScan.build(scan, settings.data)
-    scales = build_scales(scan, settings)
-    probe = settings.physics.normalized_probe(scan.probe)
+    grouped, scales, probe = training_inputs(scan, settings)
     geometry = ModelGeometry(scan.patch_size, canvas_size_for(scan.patch_size, grouped.max_offset))
     log.info("scale contract: a=%.6g, n̄=%.6g counts, S=%.6g", scales.input_scale,
              scales.mean_counts, scales.photon_scale)
@@ -221,9 +225,7 @@ def finetune(
     settings = model.settings.model_copy(deep=True)
     settings.backend, settings.training.epochs = Backend(backend.name), epochs
     backend.check(settings)
-    grouped = GroupedScan.build(scan, settings.data)
-    scales = build_scales(scan, settings)
-    probe = settings.physics.normalized_probe(scan.probe)
+    grouped, scales, probe = training_inputs(scan, settings)
     result = backend.train(TrainingRun(grouped, settings, scales, probe, model.architecture(), Path(output_dir),
                                        quiet=quiet, initial_weights=model.weights))
     return dataclasses.replace(model, settings=settings, scales=scales, probe=probe, weights=result.weights,

@@ -11,6 +11,7 @@ the inference and refinement sections of --config FILE, then the flags given.
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,8 @@ from ptychopinn.evaluation.data_fit import POOR_FIT_EXCESS
 from ptychopinn.model.trained import load_model
 from ptychopinn.plots import plot_reconstruction_channel
 
+log = logging.getLogger(__name__)
+
 FLAGS = flags_for(paths=INFER_SECTIONS, names=("--n-groups", "--refine-passes", *REFINE_FLAGS))
 # infer refines only when asked: 0 passes unless --refine-passes or the config file says otherwise
 COMMAND_DEFAULTS = {"refinement": {"passes": 0}}
@@ -68,6 +71,7 @@ class ReportOptions:
     save_model: bool = False
     diagnostics: DiagnosticOptions = field(default_factory=DiagnosticOptions)
     quiet: bool = False
+    comparison_plot: bool = False  # the predecessor's switch: the figure needs the scan's objectGuess
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,8 @@ class InferOptions:
         report = ReportOptions(
             data=args.data, output_dir=args.output_dir, accelerator=args.accelerator, backend=args.backend,
             finetune_epochs=args.finetune_epochs, save_model=args.save_model,
-            diagnostics=DiagnosticOptions.from_args(args, args.output_dir), quiet=args.quiet)
+            diagnostics=DiagnosticOptions.from_args(args, args.output_dir), quiet=args.quiet,
+            comparison_plot=args.comparison_plot)
         return cls(args.model, args.config, overrides_from(args, FLAGS), report)
 
 
@@ -180,6 +185,8 @@ def reconstruct_and_report(model, scan, settings: Settings, options: ReportOptio
         refinement, fit = run_refinement(scan, result, output_dir, settings.refinement, accelerator,
                                          quiet=options.quiet)
         result = refinement.reconstruction
+    if scan.object is None and options.comparison_plot:
+        log.info("--comparison_plot: the scan has no objectGuess to compare against")
     if scan.object is not None:
         from ptychopinn.evaluation.truth import evaluate_and_plot
 

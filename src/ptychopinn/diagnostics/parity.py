@@ -20,10 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ptychopinn.api import build_scales, reconstruct
+from ptychopinn.api import reconstruct, training_inputs
 from ptychopinn.backends import TrainingRun, get_backend
 from ptychopinn.data import Scan
-from ptychopinn.data.grouped import GroupedScan
 from ptychopinn.diagnostics.compare import (
     compare_reconstructions,
     compare_stats,
@@ -209,9 +208,7 @@ def training_parity(
     output_dir = Path(output_dir)
     settings = settings.model_copy(deep=True)
     settings.training.accelerator = "cpu"
-    grouped = GroupedScan.build(scan, settings.data)
-    scales = build_scales(scan, settings)
-    probe = settings.physics.normalized_probe(scan.probe)
+    grouped, scales, probe = training_inputs(scan, settings)
     geometry = ModelGeometry(scan.patch_size, canvas_size_for(scan.patch_size, grouped.max_offset))
     arch = Architecture.from_settings(settings, geometry)
     backends = {"torch": get_backend("torch"), "tensorflow": get_backend("tensorflow", jit_compile=jit_compile)}
