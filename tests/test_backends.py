@@ -14,7 +14,14 @@ import pytest
 from helpers import architecture, normalised_probe
 from ptychopinn.api import finetune, train
 from ptychopinn.backends import get_backend
-from ptychopinn.config import GroupEncoding, HeadKind, InputMode, Settings, resolve_settings
+from ptychopinn.config import (
+    GeneratorKind,
+    GroupEncoding,
+    HeadKind,
+    InputMode,
+    Settings,
+    resolve_settings,
+)
 from ptychopinn.model.architecture import Architecture, ModelGeometry
 
 TINY = {"data": {"gridsize": 1, "n_groups": 24}, "model": {"n_filters_scale": 1},
@@ -67,6 +74,7 @@ def test_the_architecture_has_no_defaults_of_its_own():
 
 @pytest.mark.parametrize("section,key,value,field,expected", [
     ("data", "gridsize", 1, "channels", 1),
+    ("model", "generator", "unet", "generator", GeneratorKind.unet),
     ("model", "n_filters_scale", 3, "n_filters_scale", 3),
     ("model", "object_big", False, "object_big", False),
     ("model", "head", "central", "head", HeadKind.central),

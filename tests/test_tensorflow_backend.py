@@ -1,13 +1,19 @@
 """The TensorFlow backend: lazy import, weight conversion, XLA, one bundle for both backends,
-and numerical parity with PyTorch (forward stages, gradients, training, reconstruction, CLI).
+and numerical parity with PyTorch (forward stages, gradients, training, reconstruction, CLI), for
+both generators (`cnn` and `unet`) where the network itself is under test.
 
 Tolerances (float32 everywhere; measured values in docs/guides/tensorflow.md):
 * forward stages, same weights and batch: relative difference max|a − b| / max|a| ≤ 1e-4
   (measured ~1e-6);
 * gradients of the training loss w.r.t. all weights: ‖g_tf − g_torch‖ / ‖g_torch‖ ≤ 2e-4 over
-  the whole gradient (measured ≤ 3e-5, the size of torch's own float32 error against float64;
-  single tensors are no test: the phase-head bias gradient is ~0 — a near-global phase shift
-  leaves the loss unchanged — and float32 noise in either backend, 50–200 % off float64);
+  the whole gradient (`cnn`: measured ≤ 3e-5, the size of torch's own float32 error against
+  float64) or, beyond that, ‖g_tf − g_64‖ ≤ 5 × ‖g_torch − g_64‖ with g_64 torch's float64
+  gradient. The `unet`'s float32 gradient is ten times noisier in both backends (against
+  float64: torch 1e-4–5e-4, TF 2e-4–1.5e-3, at most 3.2 × torch's):
+  at its initial weights a few far-field pixels are predicted near zero where the random test
+  pattern is not, and the Poisson gradient there, 1 − k/λ̂ with k/λ̂ up to 1e9, carries λ̂'s float32
+  rounding. Single tensors are no test: the phase-head bias gradient is ~0 — a near-global
+  phase shift leaves the loss unchanged — and float32 noise in either backend, 50–200 % off float64;
 * training, same initial weights and batches: epoch losses within 1e-4 relative (measured
   ~1e-5 after two epochs).
 """
@@ -25,10 +31,11 @@ import pytest
 import torch
 
 from helpers import TensorFlowAdapter, TorchAdapter, model_inputs
-from ptychopinn.config import GroupEncoding, HeadKind, InputMode, resolve_settings
+from ptychopinn.config import GeneratorKind, GroupEncoding, HeadKind, InputMode, resolve_settings
 
 STAGE_RTOL = 1e-4
 GRADIENT_RTOL = 2e-4
+FLOAT32_ERROR_FACTOR = 5
 LOSS_RTOL = 1e-4
 BATCHES = (1, 3, 16, 64)
 SCRIPT = Path(sys.executable).with_name("ptychopinn")
@@ -50,11 +57,11 @@ def torch_backend():
     return TorchAdapter()
 
 
-@pytest.fixture(scope="module")
-def twin_models(tf_backend, torch_backend):
-    """A torch model (gridsize 2, object_big, N = 32) and a TF model holding its weights."""
-    torch_model = torch_backend.build(32, 2, seed=7)
-    tf_model = tf_backend.build(32, 2)
+@pytest.fixture(scope="module", params=list(GeneratorKind), ids=lambda kind: kind.value)
+def twin_models(tf_backend, torch_backend, request):
+    """A torch model (gridsize 2, object_big, N = 32) of each generator and a TF model holding its weights."""
+    torch_model = torch_backend.build(32, 2, seed=7, generator=request.param)
+    tf_model = tf_backend.build(32, 2, generator=request.param)
     tf_model.load(torch_model.weights())
     return torch_model, tf_model
 
@@ -112,15 +119,16 @@ def test_kernel_layout_conversion_both_directions():
     np.testing.assert_array_equal(kernel_from_canonical(kernel_to_canonical(keras_kernel)), keras_kernel)
 
 
+@pytest.mark.parametrize("generator", list(GeneratorKind))
 @pytest.mark.parametrize("head", list(HeadKind))
 @pytest.mark.parametrize("encoding,object_big,gridsize", [
     (GroupEncoding.per_pattern, True, 2), (GroupEncoding.joint, True, 2),
     (GroupEncoding.joint, False, 2), (GroupEncoding.per_pattern, False, 1)])
 def test_canonical_names_and_shapes_are_the_torch_state_dict(tf_backend, torch_backend, head, encoding,
-                                                             object_big, gridsize):
+                                                             object_big, gridsize, generator):
     from ptychopinn.backends.tensorflow.weights import expected_shapes
 
-    kw = {"head": head, "object_big": object_big, "group_encoding": encoding}
+    kw = {"head": head, "object_big": object_big, "group_encoding": encoding, "generator": generator}
     torch_state = torch_backend.build(32, gridsize, **kw).weights()
     tf_model = tf_backend.build(32, gridsize, **kw)
     assert expected_shapes(tf_model.network) == {k: v.shape for k, v in torch_state.items()}
@@ -129,11 +137,14 @@ def test_canonical_names_and_shapes_are_the_torch_state_dict(tf_backend, torch_b
     assert all(np.array_equal(back[k], torch_state[k]) for k in torch_state)
 
 
-def test_weights_convert_both_ways_with_equal_outputs(tf_backend, torch_backend):
+@pytest.mark.parametrize("generator", list(GeneratorKind))
+@pytest.mark.parametrize("head", [HeadKind.probe_big, HeadKind.central])
+def test_weights_convert_both_ways_with_equal_outputs(tf_backend, torch_backend, generator, head):
     """TF-initialised weights run in torch, torch-initialised ones in TF: same forward pass
-    (back-projected input, probe_big head; the twin models below cover the amplitude input)."""
+    (back-projected input, probe_big and central heads; the twin models below cover the
+    amplitude input and the full head)."""
     x, offsets = model_inputs(3, 4, 32)
-    kw = {"head": HeadKind.probe_big, "input_mode": InputMode.backprojection}
+    kw = {"head": head, "input_mode": InputMode.backprojection, "generator": generator}
     for source, target in ((tf_backend, torch_backend), (torch_backend, tf_backend)):
         a = source.build(32, 2, seed=3, **kw)
         b = target.build(32, 2, seed=11, **kw)
@@ -146,10 +157,11 @@ def test_weights_convert_both_ways_with_equal_outputs(tf_backend, torch_backend)
         assert relative(out_a.object_patches, out_b.object_patches) < STAGE_RTOL
 
 
-def test_tf_initialisation_follows_torch_distributions(tf_backend, torch_backend):
+@pytest.mark.parametrize("generator", list(GeneratorKind))
+def test_tf_initialisation_follows_torch_distributions(tf_backend, torch_backend, generator):
     """U(±1/√fan_in) for kernels and biases in both backends (so training starts alike)."""
-    tf_weights = tf_backend.build(64, 2, scale=2).weights()
-    torch_weights = torch_backend.build(64, 2, scale=2).weights()
+    tf_weights = tf_backend.build(64, 2, scale=2, generator=generator).weights()
+    torch_weights = torch_backend.build(64, 2, scale=2, generator=generator).weights()
     for name, value in torch_weights.items():
         fan_in = np.prod(torch_weights[name.replace(".bias", ".weight")].shape[1:])
         assert np.abs(tf_weights[name]).max() <= 1 / np.sqrt(fan_in) + 1e-7
@@ -165,6 +177,17 @@ def test_mismatched_weights_are_refused(tf_backend):
     weights.pop("generator.phase.head.bias")
     with pytest.raises(BundleError, match="missing tensors: generator.phase.head.bias"):
         model.load(weights)
+
+
+def test_one_generator_s_weights_are_refused_by_the_other(tf_backend, torch_backend):
+    """A `cnn` bundle's weights do not fit a `unet` (nor the reverse), in either backend."""
+    from ptychopinn.model.bundle import BundleError
+
+    cnn, unet = (torch_backend.build(32, 2, generator=kind) for kind in GeneratorKind)
+    with pytest.raises(BundleError, match="generator.bottleneck.convs.0.weight"):
+        tf_backend.build(32, 2, generator=GeneratorKind.unet).load(cnn.weights())
+    with pytest.raises(BundleError, match="generator.bottleneck.convs.0.weight"):
+        tf_backend.build(32, 2, generator=GeneratorKind.cnn).load(unet.weights())
 
 
 def test_loss_formulas_match_torch(tf_backend):
@@ -230,12 +253,39 @@ def test_inference_with_and_without_xla_at_every_batch_size(twin_models, jit):
             assert relative(reference.canvas[part], got.canvas) < STAGE_RTOL
 
 
-@pytest.mark.parametrize("jit", [False, True], ids=["eager", "xla"])
-def test_training_gradients_with_and_without_xla_match_torch(tf_backend, twin_models, jit):
-    """The gradient of the Poisson loss w.r.t. all weights, through merge/translate, at batch
-    sizes 1, 3, 16 and 64, equals torch's autograd gradient (relative to its norm)."""
-    from ptychopinn.backends.tensorflow.weights import kernel_to_canonical
+def _relative_distance(got: dict, want: dict) -> float:
+    """‖got − want‖ / ‖want‖ over all tensors together."""
+    difference = sum(float(np.sum((got[name] - want[name]) ** 2)) for name in want)
+    return float(np.sqrt(difference / sum(float(np.sum(value**2)) for value in want.values())))
+
+
+def _torch_gradients(module, x, offsets, photon_scale, weights, dtype):
+    """(loss, {canonical name: float64 gradient}) of the torch module at ``dtype``."""
     from ptychopinn.backends.torch.losses import data_loss
+
+    module.zero_grad()
+    x_t = torch.from_numpy(x).to(dtype)
+    loss = data_loss(module(x_t, torch.from_numpy(offsets).to(dtype)).amplitude, x_t, photon_scale, weights)
+    loss.backward()
+    return loss.item(), {name: p.grad.numpy().astype(np.float64) for name, p in module.named_parameters()}
+
+
+@pytest.fixture(scope="module")
+def float64_gradients():
+    """torch's float64 gradients by (generator, batch), shared by the eager and XLA runs (a
+    float64 pass of 64 groups takes 15-25 s on CPU)."""
+    return {}
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "xla"])
+def test_training_gradients_with_and_without_xla_match_torch(tf_backend, twin_models, float64_gradients, jit):
+    """The gradient of the Poisson loss w.r.t. all weights, through merge/translate, at batch
+    sizes 1, 3, 16 and 64, equals torch's autograd gradient: within GRADIENT_RTOL of torch's
+    float32 gradient or, where it is further, as close to torch's float64 gradient as torch's own
+    float32 gradient is, within FLOAT32_ERROR_FACTOR (all relative to the gradient's norm)."""
+    import copy
+
+    from ptychopinn.backends.tensorflow.weights import kernel_to_canonical
     from ptychopinn.config import LossKind
 
     tf = tf_backend.tf
@@ -255,20 +305,23 @@ def test_training_gradients_with_and_without_xla_match_torch(tf_backend, twin_mo
     x_all, offsets_all = model_inputs(64, 4, 32, seed=4)
     for batch in BATCHES:
         x, offsets = x_all[:batch], offsets_all[:batch]
-        module.zero_grad()
-        x_t = torch.from_numpy(x)
-        want_loss = data_loss(module(x_t, torch.from_numpy(offsets)).amplitude, x_t, photon_scale, weights)
-        want_loss.backward()
+        want_loss, want = _torch_gradients(module, x, offsets, photon_scale, weights, torch.float32)
         loss, grads = gradients(tf.constant(x), tf.constant(offsets))
-        assert float(loss) == pytest.approx(want_loss.item(), rel=LOSS_RTOL)
-        grads, difference, norm = iter(grads), 0.0, 0.0
+        assert float(loss) == pytest.approx(want_loss, rel=LOSS_RTOL)
+        grads, got = iter(grads), {}
         for prefix in layers:
-            kernel, bias = kernel_to_canonical(next(grads).numpy()), next(grads).numpy()
-            for name, got in ((f"{prefix}.weight", kernel), (f"{prefix}.bias", bias)):
-                want = module.get_parameter(name).grad.numpy().astype(np.float64)
-                difference += float(np.sum((got - want) ** 2))
-                norm += float(np.sum(want**2))
-        assert np.sqrt(difference / norm) < GRADIENT_RTOL, batch
+            got[f"{prefix}.weight"] = kernel_to_canonical(next(grads).numpy()).astype(np.float64)
+            got[f"{prefix}.bias"] = next(grads).numpy().astype(np.float64)
+        if _relative_distance(got, want) < GRADIENT_RTOL:
+            continue
+        # further apart than the cnn ever is: is it float32 rounding? measure both against float64
+        key = (module.arch.generator, batch)
+        if key not in float64_gradients:
+            exact = copy.deepcopy(module).double()  # the probe stays complex64, exact in float64
+            float64_gradients[key] = _torch_gradients(exact, x, offsets, photon_scale, weights, torch.float64)[1]
+        reference = float64_gradients[key]
+        torch_error, tf_error = _relative_distance(want, reference), _relative_distance(got, reference)
+        assert tf_error < FLOAT32_ERROR_FACTOR * torch_error, (batch, tf_error, torch_error)
 
 
 # -- training: callbacks, batch order, parity ---------------------------------------------------
@@ -335,13 +388,14 @@ def test_both_backends_draw_the_same_batches(tiny_scan):
     assert not np.array_equal(epoch_order(37, 0, 5), epoch_order(37, 1, 5))
 
 
-def test_training_parity_from_the_same_weights_and_batches(tiny_scan, tmp_path):
+@pytest.mark.parametrize("generator", list(GeneratorKind))
+def test_training_parity_from_the_same_weights_and_batches(tiny_scan, tmp_path, generator):
     """Two epochs in each backend (48 + 16 groups, 3 training batches of 16 a shuffled epoch),
     the second in the final decay: epoch losses within LOSS_RTOL, the same learning rates."""
     from ptychopinn.diagnostics.parity import training_parity
 
     settings = resolve_settings(None, {
-        "data": {"gridsize": 2, "n_groups": 64}, "model": {"n_filters_scale": 1},
+        "data": {"gridsize": 2, "n_groups": 64}, "model": {"n_filters_scale": 1, "generator": generator},
         "training": {"epochs": 2, "batch_size": 16, "validation_fraction": 0.25, "final_decay_fraction": 0.5}})
     result = training_parity(tiny_scan, settings, tmp_path)
     assert len(result.torch["train_loss"]) == len(result.tensorflow["train_loss"]) == 2
@@ -380,16 +434,27 @@ def test_tensorflow_training_feeds_batch_observers(tiny_scan, tmp_path):
 # -- one bundle, both backends --------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def trained_by_each(tiny_scan, tmp_path_factory):
+def _train_in_each_backend(scan, root, generator: GeneratorKind) -> dict:
     """One epoch of training in each backend through the public API (64 groups, gridsize 2)."""
     from ptychopinn.api import train_with_summary
 
     settings = resolve_settings(None, {"data": {"gridsize": 2, "n_groups": 64},
-                                       "model": {"n_filters_scale": 1}, "training": {"epochs": 1}})
-    root = tmp_path_factory.mktemp("trained")
-    return {name: train_with_summary(tiny_scan, root / name, settings, backend=name)
+                                       "model": {"n_filters_scale": 1, "generator": generator},
+                                       "training": {"epochs": 1}})
+    return {name: train_with_summary(scan, root / name, settings, backend=name)
             for name in ("torch", "tensorflow")}
+
+
+@pytest.fixture(scope="module")
+def trained_by_each(tiny_scan, tmp_path_factory):
+    """The `cnn` trained in each backend (:func:`_train_in_each_backend`)."""
+    return _train_in_each_backend(tiny_scan, tmp_path_factory.mktemp("trained"), GeneratorKind.cnn)
+
+
+@pytest.fixture(scope="module")
+def unet_trained_by_each(tiny_scan, tmp_path_factory):
+    """The `unet` trained in each backend (:func:`_train_in_each_backend`)."""
+    return _train_in_each_backend(tiny_scan, tmp_path_factory.mktemp("trained_unet"), GeneratorKind.unet)
 
 
 def test_tensorflow_training_writes_the_usual_outputs(trained_by_each):
@@ -404,14 +469,17 @@ def test_tensorflow_training_writes_the_usual_outputs(trained_by_each):
     assert (out / "training_curves.png").stat().st_size > 1000
 
 
+@pytest.mark.parametrize("generator", list(GeneratorKind))
 @pytest.mark.parametrize("trained_with", ["torch", "tensorflow"])
-def test_a_bundle_from_either_backend_runs_in_both(trained_by_each, tiny_scan, trained_with):
+def test_a_bundle_from_either_backend_runs_in_both(request, tiny_scan, trained_with, generator):
     from ptychopinn.backends.tensorflow.inference import Predictor
     from ptychopinn.data.grouped import GroupedScan
     from ptychopinn.model.trained import load_model
 
-    model = load_model(trained_by_each[trained_with].model_path)
-    assert model.backend == trained_with
+    trained = request.getfixturevalue({GeneratorKind.cnn: "trained_by_each",
+                                       GeneratorKind.unet: "unet_trained_by_each"}[generator])
+    model = load_model(trained[trained_with].model_path)
+    assert model.backend == trained_with and model.architecture().generator is generator
     grouped = GroupedScan.build(tiny_scan, model.settings.data)
     x, offsets = grouped.diffraction(slice(0, 16)), grouped.offsets(slice(0, 16))
     with torch.no_grad():

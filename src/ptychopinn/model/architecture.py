@@ -1,4 +1,4 @@
-"""The `cnn` generator's architecture, backend-neutral (docs/design/spec.md#model).
+"""The generators' architecture (`cnn`, `unet`), backend-neutral (docs/design/spec.md#model).
 
 Both backends build their network from one :class:`Architecture`, made by
 :meth:`Architecture.from_settings` from the settings and the geometry the bundle persists: every
@@ -10,7 +10,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ptychopinn.config import AmplitudeActivation, GroupEncoding, HeadKind, InputMode, Settings
+from ptychopinn.config import (
+    AmplitudeActivation,
+    GeneratorKind,
+    GroupEncoding,
+    HeadKind,
+    InputMode,
+    Settings,
+)
 
 SUPPORTED_PATCH_SIZES = (32, 64, 128, 256)
 BOTTLENECK = 8
@@ -30,6 +37,7 @@ class Architecture:
 
     patch_size: int
     channels: int  # C = gridsize²
+    generator: GeneratorKind
     n_filters_scale: int
     object_big: bool
     head: HeadKind
@@ -46,6 +54,7 @@ class Architecture:
         return cls(
             patch_size=geometry.patch_size,
             channels=settings.data.channels,
+            generator=GeneratorKind(model.generator),
             n_filters_scale=model.n_filters_scale,
             object_big=settings.object_big,
             head=HeadKind(model.head),
@@ -93,6 +102,26 @@ class Architecture:
     def full_head_filters(self) -> int:
         """Width of the extra decoder block that takes the ``full`` head from N/2 to N."""
         return 32 * self.n_filters_scale // 2
+
+    @property
+    def decoder_block_filters(self) -> list[int]:
+        """Every decoder block's width: :attr:`decoder_filters`, then the ``full`` head's extra block."""
+        extra = [self.full_head_filters] if self.head is HeadKind.full else []
+        return [*self.decoder_filters, *extra]
+
+    @property
+    def bottleneck_filters(self) -> int:
+        """Channels at the 8 × 8 bottleneck (the deepest encoder block's width)."""
+        return self.encoder_filters[-1]
+
+    @property
+    def unet_skip_filters(self) -> list[int]:
+        """`unet`: the width of the encoder level each decoder block concatenates, in decoder order.
+
+        Decoder block k upsamples to 16 · 2^k px and joins the encoder's features of that size
+        (taken before its max-pool): the deepest levels first, the full-size level only for the
+        ``full`` head's extra block."""
+        return list(reversed(self.encoder_filters))[: len(self.decoder_block_filters)]
 
 
 def canvas_size_for(patch_size: int, max_offset: float) -> int:

@@ -1,20 +1,22 @@
 """The physics-informed model in Keras 3 / TensorFlow: the twin of
 :mod:`ptychopinn.backends.torch.model` (docs/design/spec.md#model).
 
-Same architecture (:class:`~ptychopinn.model.architecture.Architecture`), same options (heads
+Same architecture (:class:`~ptychopinn.model.architecture.Architecture`), same generators
+(`cnn` here, `unet` in :mod:`ptychopinn.backends.tensorflow.unet`), same options (heads
 full/central/probe_big, group encodings per_pattern/joint, amplitude activations, object_big,
 probe mask), same forward path, and weights that convert exactly to and from the torch ones
 (:mod:`ptychopinn.backends.tensorflow.weights`). The public tensor layout is the torch one, (B, C, N, N);
 the convolutions run in Keras's NHWC layout internally.
 
 Keras classes need Keras, which is imported only when the TensorFlow backend is used, so they
-are created on first use by :func:`_keras_classes`; build networks with :func:`build_network`.
+are created on first use by :func:`keras_classes`; build networks with :func:`build_network`.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +27,7 @@ from ptychopinn.backends.tensorflow.features import input_features
 from ptychopinn.backends.tensorflow.losses import data_loss
 from ptychopinn.backends.tensorflow.runtime import keras as load_keras
 from ptychopinn.backends.tensorflow.runtime import tensorflow
-from ptychopinn.config import AmplitudeActivation, HeadKind, InputMode
+from ptychopinn.config import AmplitudeActivation, GeneratorKind, HeadKind, InputMode
 from ptychopinn.model.architecture import Architecture
 from ptychopinn.model.physics_layer import (
     ForwardOutput,
@@ -39,11 +41,21 @@ from ptychopinn.physics.probe import probe_mask as disk_mask
 
 def build_network(arch: Architecture, probe: np.ndarray):
     """A built (weights created) Keras network for ``arch`` with the normalised ``probe``."""
-    return _keras_classes().Network(arch, probe)
+    return keras_classes().Network(arch, probe)
+
+
+def build_generator(arch: Architecture):
+    """The Keras generator ``arch.generator`` names (the twin of the torch backend's)."""
+    if arch.generator is GeneratorKind.unet:
+        # imported here: the unet module builds on this module's layers
+        from ptychopinn.backends.tensorflow.unet import unet_classes
+
+        return unet_classes().Generator(arch)
+    return keras_classes().Generator(arch)
 
 
 @functools.cache
-def _keras_classes():
+def keras_classes():
     """Define the Keras layer classes (once, when TensorFlow is first needed)."""
     tf = tensorflow()
     keras = load_keras()
@@ -70,6 +82,8 @@ def _keras_classes():
     }
 
     class Encoder(keras.layers.Layer):
+        """[conv-ReLU, conv-ReLU, max-pool 2] blocks down to 8 × 8."""
+
         def __init__(self, in_channels: int, filters: list[int]):
             super().__init__(name="encoder")
             self.convs, previous = [], in_channels
@@ -80,39 +94,41 @@ def _keras_classes():
             self.pool = keras.layers.MaxPooling2D(2)
 
         def call(self, x):
+            """→ the 8 × 8 features and every block's features before its pool, largest first
+            (the `unet`'s skip connections)."""
+            skips = []
             for first, second in zip(self.convs[::2], self.convs[1::2], strict=True):
-                x = self.pool(second(first(x)))
-            return x
+                x = second(first(x))
+                skips.append(x)
+                x = self.pool(x)
+            return x, skips
 
-    class Decoder(keras.layers.Layer):
-        """[conv-ReLU, conv-ReLU, upsample ×2] blocks to N/2 (N for ``full``), then the head."""
+    class HeadedDecoder(keras.layers.Layer):
+        """A decoder's head (``model.head``) and activation; subclasses append their blocks' conv
+        pairs to ``self.convs``, then call :meth:`build_head` with the last block's width."""
 
-        def __init__(self, arch: Architecture, branch: str, in_channels: int, activation):
+        def __init__(self, arch: Architecture, branch: str, activation):
             super().__init__(name=branch)
             self.head_kind, self.patch_size, self.activation = arch.head, arch.patch_size, activation
-            widths = list(arch.decoder_filters)
-            if arch.head is HeadKind.full:
-                widths.append(arch.full_head_filters)
-            self.convs, previous = [], in_channels
-            for block, width in enumerate(widths):
-                self.convs.append(conv(width, previous, names.decoder_conv(branch, block, 0)))
-                self.convs.append(conv(width, width, names.decoder_conv(branch, block, 1)))
-                previous = width
             self.upsample = keras.layers.UpSampling2D(2)
-            self.head = conv(arch.output_channels, previous, names.head_conv(branch), activation=None)
+            self.convs: list = []
+
+        def build_head(self, arch: Architecture, branch: str, head_input: int) -> None:
+            self.head = conv(arch.output_channels, head_input, names.head_conv(branch), activation=None)
             self.outer = None
             if arch.head is HeadKind.probe_big:
-                self.outer = conv(arch.output_channels, previous, names.outer_conv(branch), activation=None)
+                self.outer = conv(arch.output_channels, head_input, names.outer_conv(branch), activation=None)
                 border = 1 - central_square(arch.patch_size)
                 self.border = tf.constant(border[None, :, :, None])
 
         def named_convs(self) -> list:
             return [*self.convs, self.head] + ([self.outer] if self.outer is not None else [])
 
-        def call(self, features):
-            hidden = features
-            for first, second in zip(self.convs[::2], self.convs[1::2], strict=True):
-                hidden = self.upsample(second(first(hidden)))
+        def conv_pairs(self):
+            return zip(self.convs[::2], self.convs[1::2], strict=True)
+
+        def head_output(self, hidden):
+            """The last block's features → the activated (B, N, N, C') head, padded for ``central``."""
             value = self.activation(self.head(hidden))
             if self.head_kind is HeadKind.full:
                 return value
@@ -121,16 +137,31 @@ def _keras_classes():
                 value = value + self.border * tf.nn.silu(self.outer(self.upsample(hidden)))
             return value
 
-    class Generator(keras.layers.Layer):
-        """Normalised amplitudes (B, C, N, N) → complex object patches (B, C', N, N)."""
+    class Decoder(HeadedDecoder):
+        """[conv-ReLU, conv-ReLU, upsample ×2] blocks to N/2 (N for ``full``), then the head."""
+
+        def __init__(self, arch: Architecture, branch: str, in_channels: int, activation):
+            super().__init__(arch, branch, activation)
+            previous = in_channels
+            for block, width in enumerate(arch.decoder_block_filters):
+                self.convs.append(conv(width, previous, names.decoder_conv(branch, block, 0)))
+                self.convs.append(conv(width, width, names.decoder_conv(branch, block, 1)))
+                previous = width
+            self.build_head(arch, branch, previous)
+
+        def call(self, features):
+            hidden = features
+            for first, second in self.conv_pairs():
+                hidden = self.upsample(second(first(hidden)))
+            return self.head_output(hidden)
+
+    class GeneratorLayout(keras.layers.Layer):
+        """(B, C, F, N, N) features → (B, C', N, N) complex patches around a network on NHWC
+        input; subclasses give ``amplitude_and_phase`` and ``named_convs``."""
 
         def __init__(self, arch: Architecture):
             super().__init__(name="generator")
             self.arch = arch
-            self.encoder = Encoder(arch.input_channels, arch.encoder_filters)
-            bottleneck = arch.encoder_filters[-1]
-            self.amplitude = Decoder(arch, "amplitude", bottleneck, activations[arch.amplitude_activation])
-            self.phase = Decoder(arch, "phase", bottleneck, activations["phase"])
 
         def call(self, features):
             """(B, C, F, N, N) per-pattern features → (B, C', N, N) complex patches."""
@@ -145,9 +176,25 @@ def _keras_classes():
             return tf.transpose(patches, (0, 3, 1, 2))
 
         def _patches(self, nhwc):
-            features = self.encoder(nhwc)
-            amplitude, phase = self.amplitude(features), self.phase(features)
+            amplitude, phase = self.amplitude_and_phase(nhwc)
             return tf.complex(amplitude * tf.cos(phase), amplitude * tf.sin(phase))
+
+    class Generator(GeneratorLayout):
+        """The `cnn`: encoder and two plain decoders."""
+
+        def __init__(self, arch: Architecture):
+            super().__init__(arch)
+            self.encoder = Encoder(arch.input_channels, arch.encoder_filters)
+            self.amplitude = Decoder(arch, "amplitude", arch.bottleneck_filters,
+                                     activations[arch.amplitude_activation])
+            self.phase = Decoder(arch, "phase", arch.bottleneck_filters, activations["phase"])
+
+        def named_convs(self) -> list:
+            return [*self.encoder.convs, *self.amplitude.named_convs(), *self.phase.named_convs()]
+
+        def amplitude_and_phase(self, nhwc):
+            features, _ = self.encoder(nhwc)
+            return self.amplitude(features), self.phase(features)
 
     class Network(keras.Model):
         """Generator + physics layer (merge/re-extract, probe, far field), with the training
@@ -156,7 +203,7 @@ def _keras_classes():
         def __init__(self, arch: Architecture, probe: np.ndarray):
             super().__init__(name="ptychopinn")
             self.arch = arch
-            self.generator = Generator(arch)
+            self.generator = build_generator(arch)
             self.probe = tf.constant(np.asarray(probe, dtype=np.complex64))
             self.probe_mask = tf.constant(disk_mask(arch.patch_size)) if arch.probe_mask else None
             self.support = tf.constant(head_support(arch))
@@ -175,9 +222,7 @@ def _keras_classes():
 
         def named_convs(self) -> dict:
             """Canonical name prefix → Conv2D layer, for :mod:`ptychopinn.backends.tensorflow.weights`."""
-            gen = self.generator
-            layers = [*gen.encoder.convs, *gen.amplitude.named_convs(), *gen.phase.named_convs()]
-            return {layer.name: layer for layer in layers}
+            return {layer.name: layer for layer in self.generator.named_convs()}
 
         def call(self, inputs, training=False):
             diffraction, offsets = inputs
@@ -238,12 +283,20 @@ def _keras_classes():
         def reset_observed_batches(self) -> None:
             self._observed_batches = {"train": 0, "val": 0}
 
-    return _Classes(Network=Network, Generator=Generator, Decoder=Decoder, Encoder=Encoder)
+    return _Classes(Network=Network, Generator=Generator, Decoder=Decoder, Encoder=Encoder,
+                    HeadedDecoder=HeadedDecoder, GeneratorLayout=GeneratorLayout, conv=conv,
+                    activations=activations)
 
 
 @dataclass(frozen=True)
 class _Classes:
+    """The Keras classes, and the conv factory and activations the `unet` shares with them."""
+
     Network: type
     Generator: type
     Decoder: type
     Encoder: type
+    HeadedDecoder: type
+    GeneratorLayout: type
+    conv: Callable
+    activations: dict

@@ -5,7 +5,8 @@ backend's ``state_dict``: ``generator.encoder.blocks.{i}.0.{0|2}.weight`` with c
 out (O, I, kh, kw), biases (O,). Keras stores a conv kernel as (kh, kw, I, O). This module
 
 * names every conv of the TensorFlow network with its canonical prefix (the network asks
-  :func:`encoder_conv`, :func:`decoder_conv`, :func:`head_conv` and :func:`outer_conv`), and
+  :func:`encoder_conv`, :func:`decoder_conv`, :func:`head_conv` and :func:`outer_conv`; the `unet`
+  also :func:`bottleneck_conv` and :func:`unet_decoder_conv`), and
 * converts layouts both ways (:func:`kernel_to_canonical`, :func:`kernel_from_canonical`,
   :func:`to_canonical`, :func:`load_canonical`).
 
@@ -27,6 +28,9 @@ BRANCHES = ("amplitude", "phase")
 # conv, ReLU), so the two convs of block i sit at ".{i}.0.0" and ".{i}.0.2". Decoders likewise
 # (conv_pair, Upsample); the ``full`` head's extra block is the decoder's last block. The
 # probe_big outer branch is Sequential(Upsample, conv, SiLU): its conv is ".outer.1".
+# The unet (backends/torch/unet.py) keeps the encoder's names; its decoders' blocks are conv pairs
+# alone (the upsample and the concatenation are not modules), so their convs sit at ".{k}.0" and
+# ".{k}.2"; its bottleneck's conv pair is "generator.bottleneck.convs".
 
 
 def encoder_conv(block: int, index: int) -> str:
@@ -35,6 +39,14 @@ def encoder_conv(block: int, index: int) -> str:
 
 def decoder_conv(branch: str, block: int, index: int) -> str:
     return f"generator.{_branch(branch)}.blocks.{block}.0.{2 * index}"
+
+
+def unet_decoder_conv(branch: str, block: int, index: int) -> str:
+    return f"generator.{_branch(branch)}.blocks.{block}.{2 * index}"
+
+
+def bottleneck_conv(index: int) -> str:
+    return f"generator.bottleneck.convs.{2 * index}"
 
 
 def head_conv(branch: str) -> str:
