@@ -26,15 +26,18 @@ def machine_description() -> dict:
     return description
 
 
-def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
+def write_results(name: str, payload: dict, markdown: str, results_dir: Path = RESULTS) -> tuple[Path, Path]:
+    """``<results_dir>/<name>_<cpu|gpu>.{json,md}``; tests pass a temporary ``results_dir`` so that
+    they never replace the recorded results."""
     from ptychopinn.atomic import write_json_atomic, write_text_atomic
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results_dir = Path(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     payload = {"name": name, "recorded": stamp, "machine": machine_description(), **payload}
     tag = "gpu" if payload["machine"]["cuda"] else "cpu"
-    json_path = write_json_atomic(RESULTS / f"{name}_{tag}.json", payload)
-    md_path = write_text_atomic(RESULTS / f"{name}_{tag}.md", markdown + "\n")
+    json_path = write_json_atomic(results_dir / f"{name}_{tag}.json", payload)
+    md_path = write_text_atomic(results_dir / f"{name}_{tag}.md", markdown + "\n")
     return json_path, md_path
 
 

@@ -35,6 +35,7 @@ def ws(tiny_scan, tmp_path_factory):
     (root / "unknown.yaml").write_text("training:\n  epoch: 3\n")
     (root / "list.yaml").write_text("- 1\n- 2\n")
     (root / "infer_data.yaml").write_text("data:\n  gridsize: 3\n")
+    (root / "bad_corpus.yaml").write_text("corpus:\n  dose_range: [1.0e+6, 1.0e+3]\n")
     recon = Reconstruction(tiny_scan.object, np.ones(tiny_scan.object.shape, np.float32), (0.0, 0.0))
     recon.save(root / "recon.npz")
     block = {"mean": 1.0, "std": 0.5, "var_zero_mean": 0.25, "min": 0.0, "max": 2.0}
@@ -49,6 +50,7 @@ TRAIN = ["train", "--train-data", "{ws}/scan.npz", "--output-dir", "{ws}/new"]
 INFER = ["infer", "--model", "{ws}/run", "--data", "{ws}/scan.npz", "--output-dir", "{ws}/new"]
 REFINE = ["refine", "--data", "{ws}/scan.npz", "--output-dir", "{ws}/new"]
 EVALUATE = ["evaluate", "--recon", "{ws}/recon.npz", "--truth", "{ws}/scan.npz", "--output-dir", "{ws}/new"]
+PRETRAIN = ["pretrain", "--output-dir", "{ws}/new", "--epochs", "1"]
 PARITY = ["parity", "--model", "{ws}/run", "--data", "{ws}/scan.npz", "--output-dir", "{ws}/new", "--groups", "2"]
 
 
@@ -134,6 +136,15 @@ CASES = [
      ["compare-recon", "{ws}/recon.npz", "{ws}/recon.npz", "--out-dir", "{ws}/text.txt"], "text.txt"),
     ("compare-stages-corrupt", ["compare-stages", "{ws}/text.txt", "{ws}/text.txt"], "text.txt"),
     ("compare-stages-not-a-capture", ["compare-stages", "{ws}/scan.npz", "{ws}/scan.npz"], "scan.npz"),
+    ("pretrain-missing-checkpoint", PRETRAIN + ["--resume", "{ws}/nope.ckpt"], "nope.ckpt"),
+    ("pretrain-output-is-a-file", replaced(PRETRAIN, output_dir="{ws}/text.txt"), "text.txt"),
+    ("pretrain-negative-workers", PRETRAIN + ["--workers", "-1"], "--workers"),
+    ("pretrain-reversed-dose-range", PRETRAIN + ["--config", "{ws}/bad_corpus.yaml"], "dose_range"),
+    ("pretrain-unsupported-patch-size", PRETRAIN + ["--patch-size", "48"], "--patch-size"),
+    ("infer-unknown-model-name", replaced(INFER, model="generall"), "generall"),
+    ("export-missing-model", ["export", "--model", "{ws}/nope.pinn", "--onnx", "{ws}/new/g.onnx"], "nope.pinn"),
+    ("export-onnx-under-a-file", ["export", "--model", "{ws}/run", "--onnx", "{ws}/text.txt/g.onnx"], "text.txt"),
+    ("export-onnx-is-a-directory", ["export", "--model", "{ws}/run", "--onnx", "{ws}/adir"], "adir"),
 ]
 
 # run through the console script in a subprocess; the others in-process (the same main())

@@ -149,5 +149,5 @@ def test_the_removed_architecture_setting_still_loads_old_files(tmp_path, caplog
         assert resolve_settings(path).model.n_filters_scale == 1
     assert "architecture" in caplog.text
     assert "architecture" not in Settings().to_plain()["model"]
-    with pytest.raises(ValidationError, match="model.architecture: only 'cnn' exists"):
+    with pytest.raises(ValidationError, match="model.architecture: only 'cnn' existed"):
         Settings.model_validate({"model": {"architecture": "unet"}})

@@ -11,21 +11,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ptychopinn.atomic import write_json_atomic
 from ptychopinn.backends import ModelBackend, TrainingResult, TrainingRun, get_backend
 from ptychopinn.config import Backend, GroupEncoding, Settings, StitchWeighting, resolve_settings
 from ptychopinn.data import Scan, load_scan
 from ptychopinn.data.grouped import GroupedScan, split_groups
 from ptychopinn.model.architecture import Architecture, ModelGeometry, canvas_size_for
+from ptychopinn.model.general import probe_outside
 from ptychopinn.model.trained import MODEL_FILE, SETTINGS_FILE, TrainedModel, load_model
 from ptychopinn.physics.probe import TWIN_SYMMETRIC_BELOW, probe_similarity, twin_asymmetry
 from ptychopinn.physics.scaling import ScaleContract
-from ptychopinn.plots import plot_training_curves
+from ptychopinn.plots import plot_pretraining_curves, plot_training_curves
 from ptychopinn.progress import progress
 from ptychopinn.reconstruction.result import Reconstruction
 from ptychopinn.reconstruction.stitch import Stitcher
@@ -292,9 +295,18 @@ def with_scan_probe(model: TrainedModel, scan: Scan) -> TrainedModel:
     """``model`` with the probe of the scan it reconstructs (normalised by the scale contract's
     function) in place of the one stored at training: the physics layer, the back-projected input
     and the stitching weights then use the illumination that produced these patterns. Logs how
-    similar the two probes are, and warns when the scan's lies outside what the model was trained
-    with."""
+    the scan's probe compares with what the model was trained on, and warns when it lies outside:
+    for a general model, the training probes' statistics; otherwise the one training probe."""
     probe = model.settings.physics.normalized_probe(scan.probe)
+    if model.training_probes is not None:
+        outside = probe_outside(model.training_probes, probe)
+        if outside:
+            log.warning("this scan's probe lies outside the probes the model was pretrained on (%s): its "
+                        "one-pass result may be poor; fine-tune on the scan (infer --finetune-epochs E) or "
+                        "refine it (infer --refine-passes K)", outside)
+        else:
+            log.info("probe: the scan's own, within the range of the probes the model was pretrained on")
+        return dataclasses.replace(model, probe=probe)
     similarity = probe_similarity(model.probe, probe)
     if similarity < PROBE_SIMILARITY_WARN_BELOW:
         log.warning("this scan's probe differs from the one the model was trained with (similarity %.2f, "
@@ -334,3 +346,92 @@ def evaluate(
     if not isinstance(reconstruction, Reconstruction):
         reconstruction = Reconstruction.load(reconstruction)
     return evaluate_against_truth(reconstruction, as_scan(truth), crop)
+
+
+@dataclass
+class PretrainingSummary:
+    model: TrainedModel
+    model_path: Path | None  # None on the ranks > 0 of a distributed run, which write nothing
+    output_dir: Path
+    epochs_run: int
+    steps_run: int
+    device: str
+    world_size: int
+    wall_seconds: float
+    rank_weight_digests: list[float]  # one per rank: equal when the ranks hold equal weights
+
+
+def pretrain(
+    output_dir: str | Path,
+    settings: Settings | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    patch_size: int = 64,
+    resume: str | Path | None = None,
+    quiet: bool = True,
+) -> PretrainingSummary:
+    """Pretrain a general model on the procedural corpus (docs/design/corpus.md): no scan and no
+    ground truth in the loss. Writes model.pinn, config.yaml, metrics.csv, training_curves.png
+    and checkpoints/ (``resume`` continues from checkpoints/last.ckpt or another checkpoint).
+
+    ``settings`` default to :func:`ptychopinn.model.general.pretraining_settings`; the corpus
+    section says what is drawn. Distributed runs (training.devices, num_nodes, strategy) run this
+    on every rank; only rank 0 writes."""
+    from ptychopinn.backends.torch.backend import torch_weights
+    from ptychopinn.backends.torch.pretraining import pretrain_torch
+    from ptychopinn.model.general import pretraining_settings, probe_statistics
+    from ptychopinn.simulation.corpus import Corpus
+
+    settings = pretraining_settings(overrides) if settings is None else _as_settings(settings, overrides)
+    if settings.corpus is None:
+        raise ValueError("pretraining needs a corpus section in the settings (see pretraining_settings)")
+    output_dir = Path(output_dir)
+    writer = _is_writing_rank()
+    if writer:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        settings.save(output_dir / SETTINGS_FILE)
+    # the network trains on merged groups of corpus.gridsize² patterns; it is the same per-pattern
+    # network that the saved settings (data.gridsize) apply to one pattern at a time
+    training = settings.with_overrides({"data": {"gridsize": settings.corpus.gridsize}, "model": {"object_big": None}})
+    corpus = Corpus(settings.corpus, patch_size, settings.corpus.gridsize, settings.training.seed)
+    geometry = ModelGeometry(patch_size, canvas_size_for(patch_size, corpus.max_offset))
+    probes = [corpus.sample(PROBE_DRAWS_FROM + i).probe for i in range(PROBE_STATISTICS_SAMPLES)]
+    result = pretrain_torch(training, Architecture.from_settings(training, geometry), probes[0], output_dir,
+                            resume=Path(resume) if resume else None, quiet=quiet)
+    model = TrainedModel(settings, geometry, nominal_scales(patch_size, settings), probes[0],
+                         torch_weights(result.model), backend="torch", training_probes=probe_statistics(probes))
+    model_path = None
+    if writer:
+        model_path = model.save(output_dir / MODEL_FILE)
+        model.source = model_path
+        if result.metrics_csv is not None:
+            plot_pretraining_curves(result.metrics_csv, output_dir / "training_curves.png")
+        write_json_atomic(output_dir / PRETRAINING_RECORD, {
+            "epochs": result.epochs_run, "steps": result.steps_run, "device": result.device,
+            "world_size": result.world_size, "wall_seconds_this_run": round(result.wall_seconds, 1),
+            "rank_weight_digests": result.rank_weight_digests,
+        })
+    return PretrainingSummary(model, model_path, output_dir, result.epochs_run, result.steps_run, result.device,
+                              result.world_size, result.wall_seconds, result.rank_weight_digests)
+
+
+PRETRAINING_RECORD = "pretraining.json"  # epochs, steps, device, processes, wall time, rank weight digests
+PROBE_STATISTICS_SAMPLES = 256  # training probes drawn to describe the family in the bundle
+PROBE_DRAWS_FROM = 2**48  # their sample indices: far beyond any run's training stream
+
+
+def nominal_scales(patch_size: int, settings: Settings) -> ScaleContract:
+    """A general model's scale contract at the corpus's geometric-mean dose. Nothing reads it to
+    reconstruct: every scan is normalised by its own input scale and fine-tuning builds the scan's
+    own contract (docs/design/spec.md#scaling)."""
+    low, high = settings.corpus.dose_range
+    counts = float(np.sqrt(low * high))
+    scale = (patch_size / 2) / float(np.sqrt(counts))
+    return ScaleContract(patch_size=patch_size, probe_scale=settings.physics.probe_scale,
+                         probe_mask=settings.physics.probe_mask, input_scale=scale, mean_counts=counts,
+                         photon_scale=1 / scale)
+
+
+def _is_writing_rank() -> bool:
+    """False in the processes a distributed launcher started for ranks other than 0."""
+    return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0

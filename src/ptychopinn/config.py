@@ -63,6 +63,13 @@ class AmplitudeActivation(str, Enum):
     sigmoid = "sigmoid"  # predecessor: capped at 1
 
 
+class GeneratorKind(str, Enum):
+    """The network that maps a pattern's input features to its object patch (docs/design/spec.md#model)."""
+
+    cnn = "cnn"  # encoder and two plain decoders (amplitude, phase)
+    unet = "unet"  # the same with skip connections from encoder to decoders and a residual bottleneck
+
+
 class StitchWeighting(str, Enum):
     crop = "crop"  # central M × M crop, equal weights
     probe = "probe"  # weights |P_n|² over the whole patch
@@ -99,14 +106,20 @@ class PhysicsConfig(StrictModel):
     nphotons: float | None = Field(
         None, gt=0, description="mean counts per pattern, only for data not in counts"
     )
+    probe_normalization: Literal["mean_amplitude", "energy"] = Field(
+        "mean_amplitude",
+        description="mean_amplitude: P / (probe_scale · mean |P|) (per-scan models); energy: Σ|P_n|² = (N/2)², "
+        "independent of the probe's size (general models; docs/design/spec.md#scaling)",
+    )
 
     def normalized_probe(self, probe: Any) -> Any:
         """``probe`` normalised as these settings say (the scale contract's function): what the
         physics layer, the back-projected input and the stitching weights use."""
-        return normalize_probe(probe, self.probe_scale, self.probe_mask)
+        return normalize_probe(probe, self.probe_scale, self.probe_mask, self.probe_normalization)
 
 
 class ModelConfig(StrictModel):
+    generator: GeneratorKind = Field(GeneratorKind.cnn, description="the network architecture: cnn or unet")
     n_filters_scale: int = Field(2, ge=1, le=8, description="filter multiplier s (32, 64, 128)·s")
     object_big: bool | None = Field(None, description="merge a group's patches; None = gridsize > 1")
     head: HeadKind = HeadKind.full
@@ -123,9 +136,9 @@ class ModelConfig(StrictModel):
             values = dict(values)
             architecture = values.pop("architecture")
             if architecture != "cnn":
-                raise ValueError(f"model.architecture: only 'cnn' exists, got {architecture!r}; "
-                                 "remove the key")
-            log.info("model.architecture: cnn is the only architecture; the key is no longer needed")
+                raise ValueError(f"model.architecture: only 'cnn' existed under that key, got {architecture!r}; "
+                                 "choose the network with model.generator")
+            log.info("model.architecture: cnn was the only architecture; the key is no longer needed")
         return values
 
 
@@ -163,8 +176,12 @@ class TrainingConfig(StrictModel):
     )
     seed: int = 0
     accelerator: str = "auto"
-    devices: int | str = 1
-    precision: str = "32-true"
+    devices: int | str = Field(1, description="devices per node (Lightning): a count, 'auto', or a list such as '0,1'")
+    num_nodes: int = Field(1, ge=1, description="machines taking part in distributed training")
+    strategy: str = Field(
+        "auto", description="Lightning strategy: auto, ddp (one process per device), ddp_spawn, …")
+    precision: str = Field(
+        "32-true", description="Lightning precision; 'auto' = bf16-mixed on GPUs that support it, else 32-true")
     deterministic: bool = False
 
     @model_validator(mode="after")
@@ -367,6 +384,30 @@ class RefineOptions(StrictModel):
         return self.optimizer
 
 
+class CorpusConfig(StrictModel):
+    """The procedural pretraining corpus (docs/design/corpus.md): every sample is drawn afresh
+    from its seed and index, so nothing large is stored and the stream never repeats."""
+
+    object_families: list[str] | None = Field(None, description="object families to draw; None = all training families")
+    probe_families: list[str] | None = Field(None, description="probe families to draw; None = all training families")
+    gridsize: int = Field(2, ge=1, le=4, description="each sample is a gridsize × gridsize group, merged as in training")
+    dose_range: tuple[float, float] = Field((1e3, 1e8), description="photons per pattern, drawn log-uniformly")
+    step_range: tuple[float, float] = Field(
+        (0.08, 0.4), description="scan step as a fraction of N, drawn uniformly (overlap from high to low)")
+    jitter: float = Field(0.15, ge=0, le=0.5, description="position jitter, as a fraction of the step")
+    samples_per_epoch: int = Field(4096, ge=1, description="groups per epoch (an epoch is a checkpoint interval)")
+    validation_samples: int = Field(128, ge=1, description="held-out groups in each validation set")
+    workers: int = Field(1, ge=0, description="data-loader processes generating samples (0 = in the training process)")
+
+    @model_validator(mode="after")
+    def _ordered_ranges(self) -> CorpusConfig:
+        for name in ("dose_range", "step_range"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ValueError(f"{name} must be (low, high) with 0 < low <= high, got {(low, high)}")
+        return self
+
+
 class Settings(StrictModel):
     """The complete, resolved settings of a run; saved next to every output."""
 
@@ -376,6 +417,7 @@ class Settings(StrictModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
     refinement: RefineOptions = Field(default_factory=RefineOptions)
+    corpus: CorpusConfig | None = Field(None, description="the pretraining corpus of a general model (None: trained on one scan)")
     backend: Backend = Backend.torch
 
     @property

@@ -79,6 +79,44 @@ def plot_training_curves(metrics_csv: str | Path, path: str | Path) -> Path:
     return save_figure_atomic(figure, path, dpi=110)
 
 
+def plot_pretraining_curves(metrics_csv: str | Path, path: str | Path) -> Path:
+    """Pretraining: the training loss per step (and its running mean), each held-out set's
+    fidelity per epoch (1 = the object up to global phase and scale), and the learning rate."""
+    steps: dict[str, dict[int, float]] = {"train_loss_step": {}, "lr-Adam": {}}
+    fidelity: dict[str, dict[int, float]] = {}
+    with open(metrics_csv, newline="") as handle:
+        for row in csv.DictReader(handle):
+            step = int(float(row["step"])) if row.get("step") else None
+            for key, series in steps.items():
+                if row.get(key) and step is not None:
+                    series[step] = float(row[key])
+            for key, value in row.items():
+                if key.startswith("val_fidelity_") and value and row.get("epoch"):
+                    fidelity.setdefault(key.removeprefix("val_fidelity_"), {})[int(float(row["epoch"]))] = float(value)
+    figure = new_figure(12, 3.4)
+    loss_axis, fidelity_axis, lr_axis = figure.subplots(1, 3)
+    losses = steps["train_loss_step"]
+    if losses:
+        xs = sorted(losses)
+        ys = np.array([losses[x] for x in xs])
+        loss_axis.plot(xs, ys, lw=0.5, alpha=0.4, color="tab:blue")
+        window = max(1, len(ys) // 50)
+        loss_axis.plot(xs, np.convolve(ys, np.ones(window) / window, mode="same"), color="tab:blue")
+    loss_axis.set(xlabel="step", ylabel="loss (NLL at S = 1)", title="training loss")
+    for name, series in sorted(fidelity.items()):
+        xs = sorted(series)
+        fidelity_axis.plot([x + 1 for x in xs], [series[x] for x in xs], "o-", ms=3, label=name.replace("_", " "))
+    if fidelity:
+        fidelity_axis.legend(fontsize=8)
+    fidelity_axis.set(xlabel="epoch", ylabel="fidelity", title="held-out fidelity")
+    if steps["lr-Adam"]:
+        xs = sorted(steps["lr-Adam"])
+        lr_axis.plot(xs, [steps["lr-Adam"][x] for x in xs])
+        lr_axis.set_yscale("log")
+    lr_axis.set(xlabel="step", ylabel="learning rate", title="learning rate")
+    return save_figure_atomic(figure, path, dpi=110)
+
+
 def object_extent(reconstruction) -> list[float]:
     """imshow extent so axes read in object pixel coordinates."""
     ox, oy = reconstruction.origin_xy

@@ -87,7 +87,8 @@ def add_hidden(parser: argparse.ArgumentParser, spelling: str, **kwargs: Any) ->
 
 def add_model_and_data(parser: CommandParser, model_help: str) -> None:
     """``--model`` (a bundle or its run directory) and ``--data`` (a scan), both required."""
-    parser.add_argument("--model", dest="model", type=Path, required=True, help=model_help)
+    parser.add_argument("--model", dest="model", type=Path, required=True,
+                        help=f"{model_help}; or 'general', the model shipped with the package")
     add_legacy(parser, "--model_path", "--model")
     parser.add_argument("--data", dest="data", type=Path, required=True, help="scan .npz")
 
@@ -111,6 +112,17 @@ def read_input(path: Path, what: str, load: Callable[[Path], Loaded]) -> Loaded:
         message = str(error)
         raise UserError(message if str(path) in message else f"{path}: not a readable {what} ({message})") \
             from error
+
+
+def read_model(path: Path):
+    """The model at ``path`` (model.pinn or its run directory), or the shipped model of that name
+    (``general``), with the errors of :func:`read_input`."""
+    from ptychopinn.model.general import shipped_model_path
+    from ptychopinn.model.trained import load_model
+
+    shipped = shipped_model_path(str(path)) if not path.exists() else None
+    where = shipped if shipped is not None else path
+    return read_input(where, "model (model.pinn, its run directory, or a shipped model's name)", load_model)
 
 
 def check_accelerator(accelerator: str | None) -> None:

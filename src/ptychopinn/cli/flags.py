@@ -22,6 +22,7 @@ from ptychopinn.config import (
     ADAM_FLAT_CHECK_PASSES,
     MPIE_MIN_COUNTS,
     Backend,
+    GeneratorKind,
     GroupEncoding,
     HeadKind,
     InputMode,
@@ -102,7 +103,9 @@ SETTING_FLAGS: tuple[SettingFlag, ...] = (
     _flag("--nphotons", "physics.nphotons", "mean counts per pattern, only for data that are not in counts",
           type=float, default_text="the data's own"),
     # model
-    _flag("--n-filters-scale", "model.n_filters_scale", "filter multiplier s of the cnn", type=int),
+    _flag("--generator", "model.generator", "the network: cnn (encoder, two decoders) or unet (with skip "
+          "connections and a residual bottleneck)", choices=_choices(GeneratorKind)),
+    _flag("--n-filters-scale", "model.n_filters_scale", "filter multiplier s of the generator", type=int),
     _flag("--head", "model.head", "object head: full field, central N/2 (predecessor) or central + "
           "border branch", choices=_choices(HeadKind)),
     _flag("--input-mode", "model.input_mode", "generator input: amplitude + back-projected object "
@@ -123,11 +126,22 @@ SETTING_FLAGS: tuple[SettingFlag, ...] = (
           legacy=("--torch-loss-mode",)),
     _flag("--accelerator", "training.accelerator", " | ".join(ACCELERATORS),
           default_text="auto: GPU when present"),
-    _flag("--devices", "training.devices", "devices for the Lightning Trainer", type=_devices),
+    _flag("--devices", "training.devices", "devices per node for the Lightning Trainer (a count, auto, or "
+          "a list such as 0,1)", type=_devices),
+    _flag("--num-nodes", "training.num_nodes", "machines taking part in distributed training", type=int),
+    _flag("--strategy", "training.strategy", "Lightning strategy, e.g. ddp (one process per device; gloo "
+          "on CPUs, NCCL on GPUs)"),
     _flag("--precision", "training.precision", "Lightning precision, e.g. 32-true, bf16-mixed"),
     _flag("--deterministic", "training.deterministic", "deterministic algorithms", action="store_true"),
     _flag("--backend", "backend", "PyTorch (Lightning) or TensorFlow (Keras 3); a model trained by either "
           "runs in either; tensorflow needs pip install 'ptychopinn[tensorflow]'", choices=_choices(Backend)),
+    # corpus (pretrain)
+    _flag("--samples-per-epoch", "corpus.samples_per_epoch", "groups drawn per epoch (an epoch ends with "
+          "validation and a checkpoint)", type=int),
+    _flag("--validation-samples", "corpus.validation_samples", "groups in each held-out validation set",
+          type=int),
+    _flag("--workers", "corpus.workers", "data-loader processes generating the corpus (0 = in the training "
+          "process)", type=int),
     # inference
     _flag("--batch-size", "inference.batch_size", "groups per forward pass", type=int, legacy=("--batch_size",)),
     _flag("--accelerator", "inference.accelerator", " | ".join(ACCELERATORS)),

@@ -28,6 +28,7 @@ from ptychopinn.cli.common import (
     metrics_headline,
     new_outputs,
     read_input,
+    read_model,
 )
 from ptychopinn.cli.diagnostics import (
     DiagnosticOptions,
@@ -46,7 +47,6 @@ from ptychopinn.cli.refine import report_data_fit, run_refinement
 from ptychopinn.config import Settings
 from ptychopinn.data import load_scan
 from ptychopinn.evaluation.data_fit import POOR_FIT_EXCESS
-from ptychopinn.model.trained import load_model
 from ptychopinn.plots import plot_reconstruction_channel
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     report = options.report
     check_accelerator(report.accelerator)
     check_backend(report.backend)
-    model = read_input(options.model, "model (model.pinn or its run directory)", load_model)
+    model = read_model(options.model)
     settings = resolve(options.overrides, FLAGS, config=options.config, base=model.settings,
                        command_defaults=COMMAND_DEFAULTS, config_sections=CONFIG_SECTIONS)
     scan = read_input(report.data, "scan .npz", lambda p: load_scan(p, intensity=model.settings.data.intensity))

@@ -21,9 +21,11 @@ from ptychopinn.cli import (
     compare_stats,
     demo,
     evaluate,
+    export,
     infer,
     inspect_scan,
     parity,
+    pretrain,
     refine,
     simulate,
     train,
@@ -33,8 +35,8 @@ from ptychopinn.cli.flags import describe_validation_error
 
 log = logging.getLogger("ptychopinn")
 
-COMMANDS = (simulate, inspect_scan, train, infer, evaluate, refine, demo, parity,
-            compare_stats, compare_recon, compare_stages)
+COMMANDS = (simulate, inspect_scan, train, pretrain, infer, evaluate, refine, demo, parity,
+            compare_stats, compare_recon, compare_stages, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

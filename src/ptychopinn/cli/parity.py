@@ -24,10 +24,10 @@ from ptychopinn.cli.common import (
     check_backend,
     new_outputs,
     read_input,
+    read_model,
 )
 from ptychopinn.data import load_scan
 from ptychopinn.diagnostics.parity import backend_parity, format_parity_report
-from ptychopinn.model.trained import load_model
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     options = ParityOptions.from_args(args)
 
     check_backend("tensorflow")
-    model = read_input(options.model, "model (model.pinn or its run directory)", load_model)
+    model = read_model(options.model)
     scan = read_input(options.data, "scan .npz", lambda p: load_scan(p, intensity=model.settings.data.intensity))
     with new_outputs(options.output_dir):
         result = backend_parity(model, scan, n_groups=options.groups, rtol=options.tolerance,

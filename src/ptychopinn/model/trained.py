@@ -15,6 +15,7 @@ from ptychopinn.backends import ModelBackend, get_backend
 from ptychopinn.config import Backend, Settings
 from ptychopinn.model.architecture import Architecture, ModelGeometry
 from ptychopinn.model.bundle import Bundle, BundleError, load_bundle, save_bundle
+from ptychopinn.model.general import shipped_model_path
 from ptychopinn.physics.scaling import ScaleContract
 
 MODEL_FILE = "model.pinn"  # the bundle's name inside a training run directory
@@ -30,6 +31,8 @@ class TrainedModel:
     weights: dict[str, np.ndarray]
     backend: str = "torch"
     source: Path | None = None
+    # general models: the range of the training probes' statistics (ptychopinn.model.general)
+    training_probes: dict[str, list[float]] | None = None
 
     @property
     def patch_size(self) -> int:
@@ -48,6 +51,8 @@ class TrainedModel:
 
     def save(self, path: str | Path) -> Path:
         config = {"settings": self.settings.to_plain(), "geometry": asdict(self.geometry)}
+        if self.training_probes is not None:
+            config["training_probes"] = self.training_probes
         return save_bundle(
             path, config=config, scales=self.scales, probe=self.probe, weights=self.weights,
             backend=self.backend,
@@ -61,13 +66,17 @@ class TrainedModel:
         except (KeyError, TypeError, ValueError) as error:
             raise BundleError(f"bundle {bundle.path}: config.json is not a valid model config: {error}") from None
         return cls(settings, geometry, bundle.scales, bundle.probe, bundle.weights,
-                   bundle.backend, bundle.path)
+                   bundle.backend, bundle.path, bundle.config.get("training_probes"))
 
 
 def load_model(path: str | Path) -> TrainedModel:
     """Load ``model.pinn`` (verified, nothing unpickled), or the one in the run directory ``path``,
-    and check its weights fit its architecture."""
-    path = Path(path)
+    or a model shipped with the package by name ("general"), and check its weights fit its
+    architecture."""
+    shipped = shipped_model_path(str(path)) if not Path(path).exists() else None
+    if shipped is not None and not shipped.is_file():
+        raise FileNotFoundError(f"the shipped model {path!r} is not in this installation ({shipped})")
+    path = shipped or Path(path)
     model = TrainedModel.from_bundle(load_bundle(path / MODEL_FILE if path.is_dir() else path))
     model.build_module()  # refuses weights that disagree with the recorded architecture
     return model

@@ -97,14 +97,30 @@ def probe_similarity(probe: np.ndarray, other: np.ndarray) -> float:
     return float(abs(np.vdot(probe, other)) / norms)
 
 
-def normalize_probe(
-    probe: np.ndarray, probe_scale: float = 4.0, use_mask: bool = False
-) -> np.ndarray:
-    """P_n = P / (probe_scale · mean over all N² pixels of |M · P|) (docs/design/spec.md#scaling), complex64.
+PROBE_NORMALIZATIONS = ("mean_amplitude", "energy")
 
-    Without the mask, M is all ones.
+
+def normalize_probe(
+    probe: np.ndarray, probe_scale: float = 4.0, use_mask: bool = False, mode: str = "mean_amplitude"
+) -> np.ndarray:
+    """The normalised probe P_n (docs/design/spec.md#scaling), complex64.
+
+    ``mean_amplitude`` (per-scan models): P_n = P / (probe_scale · mean over all N² pixels of |M · P|);
+    without the mask, M is all ones. The object amplitude the network must produce then depends
+    on how much of the window the probe fills.
+
+    ``energy`` (general models): P_n = P · (N/2) / ‖P‖, so Σ|P_n|² = (N/2)², the energy of a
+    normalised pattern: an object of unit transmission reproduces a normalised pattern whatever
+    the probe's size or shape, which is what lets one network serve many probes.
     """
     probe = np.asarray(probe)
+    if mode == "energy":
+        norm = np.linalg.norm(probe.astype(np.complex128))
+        if not np.isfinite(norm) or norm <= 0:
+            raise ValueError("cannot normalise a probe that is zero everywhere")
+        return (probe * (probe.shape[-1] / 2 / norm)).astype(np.complex64)
+    if mode != "mean_amplitude":
+        raise ValueError(f"unknown probe normalisation {mode!r}; choose one of {PROBE_NORMALIZATIONS}")
     weights = probe_mask(probe.shape[-1]) if use_mask else 1.0
     denominator = probe_scale * np.mean(np.abs(weights * probe.astype(np.complex128)))
     if not np.isfinite(denominator) or denominator <= 0:

@@ -49,7 +49,7 @@ from ptychopinn.physics.scaling import ScaleContract
 log = logging.getLogger(__name__)
 
 ADAM_EPSILON = 1e-8  # torch.optim.Adam's default (Keras's is 1e-7)
-SUPPORTED_PRECISION = ("32-true", "32", "32-bit")
+SUPPORTED_PRECISION = ("32-true", "32", "32-bit", "auto")  # auto: float32 here, as on a CPU
 
 
 @dataclass
@@ -67,8 +67,9 @@ def check_settings(settings: Settings) -> None:
     if str(config.precision) not in SUPPORTED_PRECISION:
         raise ValueError(f"precision {config.precision!r} is not available with the tensorflow backend "
                          "(it trains in float32: use 32-true, or --backend torch)")
-    if str(config.devices) not in ("1", "auto"):
-        raise ValueError(f"devices={config.devices!r}: the tensorflow backend trains on one device")
+    if str(config.devices) not in ("1", "auto") or config.num_nodes != 1 or config.strategy != "auto":
+        raise ValueError(f"devices={config.devices!r}, num_nodes={config.num_nodes}, strategy={config.strategy!r}: "
+                         "the tensorflow backend trains on one device (distributed training needs --backend torch)")
 
 
 def train_tf(

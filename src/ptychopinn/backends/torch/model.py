@@ -13,8 +13,12 @@ import torch
 from torch import nn
 
 from ptychopinn.backends.torch import ops
-from ptychopinn.backends.torch.features import backprojection_filters, input_features
-from ptychopinn.config import AmplitudeActivation, HeadKind, InputMode
+from ptychopinn.backends.torch.features import (
+    backprojection_filters,
+    input_features,
+    per_sample_filters,
+)
+from ptychopinn.config import AmplitudeActivation, GeneratorKind, HeadKind, InputMode
 from ptychopinn.model.architecture import Architecture
 from ptychopinn.model.physics_layer import (
     ForwardOutput,
@@ -129,8 +133,23 @@ class Generator(nn.Module):
         return self._patches(features.reshape(batch, channels * count, n, n))
 
     def _patches(self, diffraction: torch.Tensor) -> torch.Tensor:
+        return torch.polar(*self.amplitude_and_phase(diffraction))
+
+    def amplitude_and_phase(self, diffraction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, F, N, N) features → the two heads' (B, C', N, N) outputs, float32 (also under
+        mixed precision: the patches feed the float32 physics). ONNX export traces this."""
         features = self.encoder(diffraction.contiguous(memory_format=self.memory_format))
-        return torch.polar(self.amplitude(features), self.phase(features))
+        return self.amplitude(features).float(), self.phase(features).float()
+
+
+def build_generator(arch: Architecture) -> nn.Module:
+    """The generator ``arch.generator`` names."""
+    if arch.generator is GeneratorKind.unet:
+        # imported here: the unet module builds on this module's layers
+        from ptychopinn.backends.torch.unet import UNetGenerator
+
+        return UNetGenerator(arch)
+    return Generator(arch)
 
 
 class PtychoPINN(nn.Module):
@@ -139,7 +158,7 @@ class PtychoPINN(nn.Module):
     def __init__(self, arch: Architecture, probe: torch.Tensor):
         super().__init__()
         self.arch = arch
-        self.generator = Generator(arch)
+        self.generator = build_generator(arch)
         self.register_buffer("probe", probe.to(torch.complex64), persistent=False)
         mask = torch.as_tensor(disk_mask(arch.patch_size), device=probe.device) if arch.probe_mask else None
         self.register_buffer("probe_mask", mask, persistent=False)
@@ -149,10 +168,13 @@ class PtychoPINN(nn.Module):
         self.register_buffer("backprojection_phase", filters[0], persistent=False)
         self.register_buffer("backprojection_inverse", filters[1], persistent=False)
 
-    def input_features(self, diffraction: torch.Tensor) -> torch.Tensor:
-        """(B, C, N, N) normalised amplitudes → (B, C, F, N, N) generator input."""
-        if self.backprojection_phase is None:
+    def input_features(self, diffraction: torch.Tensor, probes: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, N, N) normalised amplitudes → (B, C, F, N, N) generator input; ``probes``
+        (B, 1, N, N): each sample's own normalised probe instead of the model's."""
+        if self.arch.input_mode is not InputMode.backprojection:
             return diffraction[:, :, None]
+        if probes is not None:
+            return input_features(diffraction, *per_sample_filters(probes))
         return input_features(diffraction, self.backprojection_phase, self.backprojection_inverse)
 
     def forward(
@@ -160,15 +182,22 @@ class PtychoPINN(nn.Module):
         diffraction: torch.Tensor,
         offsets_xy: torch.Tensor,
         raw_patches: torch.Tensor | None = None,
+        probes: torch.Tensor | None = None,
     ) -> ForwardOutput:
         """``raw_patches``: the generator's patches for ``diffraction`` when the caller already
-        has them (:class:`ScanPatchCache` at inference); the physics layer is the same either way."""
-        raw = self.generate(diffraction) if raw_patches is None else raw_patches
-        return physics_forward(ops, self.arch, raw, offsets_xy, self.probe, self.probe_mask, self.support)
+        has them (:class:`ScanPatchCache` at inference); the physics layer is the same either way.
+        ``probes`` (B, 1, N, N): each sample's own normalised probe (pretraining on many probes),
+        used by the input features and the physics layer; None = the model's probe."""
+        raw = self.generate(diffraction, probes) if raw_patches is None else raw_patches
+        probe = self.probe if probes is None else probes.to(torch.complex64)
+        # the physics stays in float32 under mixed precision: FFTs and the Poisson rate need it
+        with torch.autocast(diffraction.device.type, enabled=False):
+            return physics_forward(ops, self.arch, raw.to(torch.complex64), offsets_xy.float(), probe,
+                                   self.probe_mask, self.support)
 
-    def generate(self, diffraction: torch.Tensor) -> torch.Tensor:
+    def generate(self, diffraction: torch.Tensor, probes: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, N, N) normalised amplitudes → the generator's (B, C', N, N) object patches."""
-        return self.generator(self.input_features(diffraction))
+        return self.generator(self.input_features(diffraction, probes))
 
 
 class ScanPatchCache:

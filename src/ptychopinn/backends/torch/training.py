@@ -53,7 +53,9 @@ def build_trainer(settings: Settings, output_dir: Path, monitor: str, quiet: boo
         max_epochs=config.epochs,
         accelerator=config.accelerator,
         devices=config.devices,
-        precision=config.precision,
+        num_nodes=config.num_nodes,
+        strategy=config.strategy,
+        precision=resolved_precision(config),
         deterministic=config.deterministic,
         callbacks=callbacks,
         logger=CSVLogger(output_dir, name="logs", version=""),
@@ -62,6 +64,17 @@ def build_trainer(settings: Settings, output_dir: Path, monitor: str, quiet: boo
         log_every_n_steps=1,
         default_root_dir=output_dir,
     )
+
+
+def resolved_precision(config: TrainingConfig) -> str:
+    """``config.precision``, with "auto" resolved: bf16 mixed precision on GPUs that support it
+    (the physics layer stays in float32 either way), full float32 elsewhere."""
+    if config.precision != "auto":
+        return config.precision
+    wants_gpu = config.accelerator in ("auto", "gpu", "cuda")
+    if wants_gpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
 
 
 class FinalDecay(Callback):
