@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # an unpinned resolve would pull a multi-GB CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install demo test test-fast lint docs docs-serve bench clean
+.PHONY: install demo test test-fast lint docs docs-serve bench general-model clean
 
 install: $(STAMP)
 
@@ -39,6 +39,14 @@ docs-serve: install
 
 bench: install
 	$(BIN)/python benchmarks/train_infer.py
+
+# the shipped general model: the one command that made it (docs/model-card.md), then the copy into
+# the package; an interrupted run continues with RESUME=runs/general-64/checkpoints/last.ckpt
+GENERAL_RUN ?= runs/general-64
+GENERAL_EPOCHS ?= 14
+general-model: install
+	$(BIN)/ptychopinn pretrain --output-dir $(GENERAL_RUN) --epochs $(GENERAL_EPOCHS) --seed 0 $(if $(RESUME),--resume $(RESUME))
+	cp $(GENERAL_RUN)/model.pinn src/ptychopinn/model/shipped/general-64.pinn
 
 clean:
 	rm -rf $(VENV) demo_output site .pytest_cache

@@ -20,6 +20,8 @@ _API = {
     "Scan": "ptychopinn.data",
     "Settings": "ptychopinn.config",
     "train": "ptychopinn.api",
+    "pretrain": "ptychopinn.api",
+    "finetune": "ptychopinn.api",
     "reconstruct": "ptychopinn.api",
     "evaluate": "ptychopinn.api",
     "load_model": "ptychopinn.model.trained",

@@ -206,6 +206,9 @@ def _train_stage(
     return TrainedModel(settings, geometry, scales, probe, result.weights, backend=backend.name), result
 
 
+GENERAL_FINETUNE_RATE_FACTOR = 0.1
+
+
 def finetune(
     model: TrainedModel,
     scan: Scan | str | Path,
@@ -227,6 +230,11 @@ def finetune(
     warn_if_twin_symmetric(scan.probe)  # training on the scan faces the same ambiguity
     settings = model.settings.model_copy(deep=True)
     settings.backend, settings.training.epochs = Backend(backend.name), epochs
+    if settings.corpus is not None:
+        # a general model is adapted, not retrained: a tenth of its peak pretraining rate, and the
+        # automatic batch size (pretraining's 32 groups would leave a small scan a few steps)
+        settings.training.learning_rate = GENERAL_FINETUNE_RATE_FACTOR * settings.training.learning_rate
+        settings.training.batch_size = None
     backend.check(settings)
     grouped, scales, probe = training_inputs(scan, settings)
     result = backend.train(TrainingRun(grouped, settings, scales, probe, model.architecture(), Path(output_dir),

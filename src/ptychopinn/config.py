@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -397,7 +398,15 @@ class CorpusConfig(StrictModel):
     jitter: float = Field(0.15, ge=0, le=0.5, description="position jitter, as a fraction of the step")
     samples_per_epoch: int = Field(4096, ge=1, description="groups per epoch (an epoch is a checkpoint interval)")
     validation_samples: int = Field(128, ge=1, description="held-out groups in each validation set")
-    workers: int = Field(1, ge=0, description="data-loader processes generating samples (0 = in the training process)")
+    workers: int | None = Field(
+        None, ge=0, description="data-loader processes generating samples (0 = in the training process); "
+        "None = auto: the CPU cores beyond two, at most 4 (on a 2-core machine a worker process takes the "
+        "core the training would use, twice the time a sample costs in the training process)")
+
+    def resolved_workers(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        return min(4, max(0, (os.cpu_count() or 1) - 2))
 
     @model_validator(mode="after")
     def _ordered_ranges(self) -> CorpusConfig:

@@ -141,7 +141,7 @@ SETTING_FLAGS: tuple[SettingFlag, ...] = (
     _flag("--validation-samples", "corpus.validation_samples", "groups in each held-out validation set",
           type=int),
     _flag("--workers", "corpus.workers", "data-loader processes generating the corpus (0 = in the training "
-          "process)", type=int),
+          "process)", type=int, default_text="auto: the CPU cores beyond two, at most 4"),
     # inference
     _flag("--batch-size", "inference.batch_size", "groups per forward pass", type=int, legacy=("--batch_size",)),
     _flag("--accelerator", "inference.accelerator", " | ".join(ACCELERATORS)),

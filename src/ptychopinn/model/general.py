@@ -35,7 +35,7 @@ def pretraining_settings(overrides: dict[str, Any] | None = None) -> Settings:
     defaults = Settings().with_overrides({
         "data": {"gridsize": 1},
         "physics": {"probe_normalization": "energy"},
-        "model": {"generator": "cnn", "n_filters_scale": 1},
+        "model": {"generator": "unet", "n_filters_scale": 1},  # benchmarks/generators.py
         "training": {"epochs": 20, "batch_size": 32, "learning_rate": 1e-3, "min_lr": 1e-5,
                      "precision": "auto", "validation_fraction": 0.0},
         "inference": {"stitch_weighting": "probe"},

@@ -101,8 +101,14 @@ def _pi_tanh(x: torch.Tensor) -> torch.Tensor:
     return math.pi * torch.tanh(x)
 
 
-class Generator(nn.Module):
-    """Per-pattern input features (B, C, F, N, N) → complex object patches (B, C', N, N)."""
+def amplitude_activation(arch: Architecture):
+    return _scaled_sigmoid if arch.amplitude_activation is AmplitudeActivation.scaled_sigmoid else torch.sigmoid
+
+
+class PatchGenerator(nn.Module):
+    """What every generator shares: per-pattern input features (B, C, F, N, N) → complex object
+    patches (B, C', N, N), one network pass per pattern or per group, on NHWC convolutions.
+    A generator implements :meth:`amplitude_and_phase`."""
 
     # NHWC convolutions: training 1.2-1.8x and inference 1.4-1.9x faster on CPU (oneDNN) than
     # NCHW (benchmarks/train_infer.py); the weights' values and shapes are the same in either layout
@@ -110,17 +116,10 @@ class Generator(nn.Module):
 
     def __init__(self, arch: Architecture):
         super().__init__()
-        amplitude_activation = (
-            _scaled_sigmoid if arch.amplitude_activation is AmplitudeActivation.scaled_sigmoid else torch.sigmoid
-        )
         self.per_pattern = arch.per_pattern
-        self.encoder = Encoder(arch.input_channels, arch.encoder_filters)
-        bottleneck = arch.encoder_filters[-1]
-        self.amplitude = Decoder(arch, bottleneck, amplitude_activation)
-        self.phase = Decoder(arch, bottleneck, _pi_tanh)
-        self.use_memory_format(self.default_memory_format)
+        self.memory_format = self.default_memory_format
 
-    def use_memory_format(self, memory_format: torch.memory_format) -> Generator:
+    def use_memory_format(self, memory_format: torch.memory_format) -> PatchGenerator:
         """Lay weights and inputs out as ``memory_format`` (the same numbers either way)."""
         self.memory_format = memory_format
         return self.to(memory_format=memory_format)
@@ -138,6 +137,21 @@ class Generator(nn.Module):
     def amplitude_and_phase(self, diffraction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, F, N, N) features → the two heads' (B, C', N, N) outputs, float32 (also under
         mixed precision: the patches feed the float32 physics). ONNX export traces this."""
+        raise NotImplementedError
+
+
+class Generator(PatchGenerator):
+    """The `cnn`: an encoder and two plain decoders (amplitude, phase)."""
+
+    def __init__(self, arch: Architecture):
+        super().__init__(arch)
+        self.encoder = Encoder(arch.input_channels, arch.encoder_filters)
+        bottleneck = arch.encoder_filters[-1]
+        self.amplitude = Decoder(arch, bottleneck, amplitude_activation(arch))
+        self.phase = Decoder(arch, bottleneck, _pi_tanh)
+        self.use_memory_format(self.default_memory_format)
+
+    def amplitude_and_phase(self, diffraction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.encoder(diffraction.contiguous(memory_format=self.memory_format))
         return self.amplitude(features).float(), self.phase(features).float()
 

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ptychopinn.atomic import atomic_path
 from ptychopinn.backends.torch.losses import data_loss
 from ptychopinn.backends.torch.model import PtychoPINN
-from ptychopinn.backends.torch.training import _publish_metrics, describe_device, resolved_precision
+from ptychopinn.backends.torch.training import _publish_metrics, describe_device, device_options
 from ptychopinn.config import Settings
 from ptychopinn.model.architecture import Architecture
 from ptychopinn.simulation.corpus import Corpus, Split
@@ -104,7 +104,7 @@ class CorpusData(pl.LightningDataModule):
                       self.settings.training.seed, split)
 
     def _loader(self, split: Split, steps: int, fresh: bool) -> DataLoader:
-        trainer, workers = self.trainer, self.settings.corpus.workers
+        trainer, workers = self.trainer, self.settings.corpus.resolved_workers()
         sampler = RankSlices(steps, self.settings.training.batch_size, trainer.global_rank,
                              trainer.world_size, fresh)
         return DataLoader(CorpusDataset(self._corpus(split)), batch_size=sampler.local_batch, sampler=sampler,
@@ -326,12 +326,7 @@ def _trainer(settings: Settings, output_dir: Path, quiet: bool, digests: RankWei
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     return pl.Trainer(
         max_epochs=config.epochs,
-        accelerator=config.accelerator,
-        devices=config.devices,
-        num_nodes=config.num_nodes,
-        strategy=config.strategy,
-        precision=resolved_precision(config),
-        deterministic=config.deterministic,
+        **device_options(config),
         callbacks=callbacks,
         logger=CSVLogger(output_dir, name="logs", version=""),
         enable_checkpointing=False,  # LastCheckpoint writes them

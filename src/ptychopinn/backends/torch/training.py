@@ -51,12 +51,7 @@ def build_trainer(settings: Settings, output_dir: Path, monitor: str, quiet: boo
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     return pl.Trainer(
         max_epochs=config.epochs,
-        accelerator=config.accelerator,
-        devices=config.devices,
-        num_nodes=config.num_nodes,
-        strategy=config.strategy,
-        precision=resolved_precision(config),
-        deterministic=config.deterministic,
+        **device_options(config),
         callbacks=callbacks,
         logger=CSVLogger(output_dir, name="logs", version=""),
         enable_progress_bar=not quiet,
@@ -64,6 +59,13 @@ def build_trainer(settings: Settings, output_dir: Path, monitor: str, quiet: boo
         log_every_n_steps=1,
         default_root_dir=output_dir,
     )
+
+
+def device_options(config: TrainingConfig) -> dict:
+    """The Trainer's devices, processes and numerics, as ``config`` says (training and pretraining)."""
+    return {"accelerator": config.accelerator, "devices": config.devices, "num_nodes": config.num_nodes,
+            "strategy": config.strategy, "precision": resolved_precision(config),
+            "deterministic": config.deterministic}
 
 
 def resolved_precision(config: TrainingConfig) -> str:

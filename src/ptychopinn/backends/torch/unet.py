@@ -14,8 +14,13 @@ import torch
 from torch import nn
 
 from ptychopinn.backends.torch import ops
-from ptychopinn.backends.torch.model import _conv_pair, _pi_tanh, _scaled_sigmoid
-from ptychopinn.config import AmplitudeActivation, HeadKind
+from ptychopinn.backends.torch.model import (
+    PatchGenerator,
+    _conv_pair,
+    _pi_tanh,
+    amplitude_activation,
+)
+from ptychopinn.config import HeadKind
 from ptychopinn.model.architecture import Architecture
 from ptychopinn.model.physics_layer import central_square
 
@@ -94,43 +99,19 @@ class UNetDecoder(nn.Module):
         return value
 
 
-class UNetGenerator(nn.Module):
-    """Per-pattern input features (B, C, F, N, N) → complex object patches (B, C', N, N), the
-    contract of :class:`~ptychopinn.backends.torch.model.Generator`."""
-
-    # NHWC convolutions, as the cnn (faster on CPU, the same numbers)
-    default_memory_format = torch.channels_last
+class UNetGenerator(PatchGenerator):
+    """The `unet`: the cnn's encoder with skip connections to the decoders and a residual
+    bottleneck; the contract of :class:`~ptychopinn.backends.torch.model.PatchGenerator`."""
 
     def __init__(self, arch: Architecture):
-        super().__init__()
-        amplitude_activation = (
-            _scaled_sigmoid if arch.amplitude_activation is AmplitudeActivation.scaled_sigmoid else torch.sigmoid
-        )
-        self.per_pattern = arch.per_pattern
+        super().__init__(arch)
         self.encoder = UNetEncoder(arch.input_channels, arch.encoder_filters)
         self.bottleneck = ResidualBottleneck(arch.bottleneck_filters)
-        self.amplitude = UNetDecoder(arch, amplitude_activation)
+        self.amplitude = UNetDecoder(arch, amplitude_activation(arch))
         self.phase = UNetDecoder(arch, _pi_tanh)
         self.use_memory_format(self.default_memory_format)
 
-    def use_memory_format(self, memory_format: torch.memory_format) -> UNetGenerator:
-        """Lay weights and inputs out as ``memory_format`` (the same numbers either way)."""
-        self.memory_format = memory_format
-        return self.to(memory_format=memory_format)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        batch, channels, count, n, _ = features.shape
-        if self.per_pattern:
-            patches = self._patches(features.reshape(batch * channels, count, n, n))
-            return patches.reshape(batch, channels, n, n)
-        return self._patches(features.reshape(batch, channels * count, n, n))
-
-    def _patches(self, diffraction: torch.Tensor) -> torch.Tensor:
-        return torch.polar(*self.amplitude_and_phase(diffraction))
-
     def amplitude_and_phase(self, diffraction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, F, N, N) features → the two heads' (B, C', N, N) outputs, float32 (also under
-        mixed precision: the patches feed the float32 physics). ONNX export traces this."""
         bottom, skips = self.encoder(diffraction.contiguous(memory_format=self.memory_format))
         bottom = self.bottleneck(bottom)
         return self.amplitude(bottom, skips).float(), self.phase(bottom, skips).float()
