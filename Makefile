@@ -16,6 +16,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_PIN)
 	$(BIN)/python -m pip install -q -e ".[dev,tensorflow]"
+# ptychodus is a test-only dependency: the tests check our ptychodus/CXI files against its own
+# readers, writers and forward model. --no-deps: its declared dependencies include GUI and
+# reconstruction stacks its api/ and plugins/cxi_file modules do not import (they need only
+# numpy, scipy, h5py, hdf5plugin, scikit-image and pydantic, which are installed above;
+# api/visualize.py alone needs colorcet, and the tests do not import it)
+	$(BIN)/python -m pip install -q --no-deps ptychodus==1.7.0
 	touch $(STAMP)
 
 demo: install

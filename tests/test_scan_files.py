@@ -96,7 +96,9 @@ def test_save_writes_canonical_keys_even_without_npz_suffix(tmp_path: Path) -> N
             "xcoords_start",
             "ycoords_start",
             "scan_index",
+            "ptychopinn_format",  # never mistaken for a ptychodus export (which has diff3d, bad_pixels)
         }
+        assert str(archive["ptychopinn_format"]) == "ptychopinn-scan"
 
 
 def test_loaded_dtypes_and_source(tmp_path: Path) -> None:
@@ -284,7 +286,8 @@ MALFORMED = {
     "diffraction_2d": (_set("diffraction", lambda a: a["diffraction"][0]), "diffraction"),
     "diffraction_complex": (_set("diffraction", lambda a: a["diffraction"] + 0j), "diffraction"),
     "xcoords_2d": (_set("xcoords", lambda a: a["xcoords"][:, None]), "xcoords"),
-    "probe_3d": (_set("probeGuess", lambda a: a["probeGuess"][None]), "probeGuess"),
+    # (K, N, N) is a stack of probe modes; four axes are not a probe
+    "probe_4d": (_set("probeGuess", lambda a: a["probeGuess"][None, None]), "probeGuess"),
     "object_1d": (_set("objectGuess", lambda a: a["objectGuess"][0]), "objectGuess"),
     "nan_diffraction": (_poke("diffraction", (2, 3, 4), np.nan), "diffraction"),
     "inf_xcoords": (_poke("xcoords", (1,), np.inf), "xcoords"),

@@ -198,11 +198,15 @@ def test_loss_formulas_match_torch(tf_backend):
     assert tf_losses.POISSON_EPSILON == torch_losses.POISSON_EPSILON
     rng = np.random.default_rng(0)
     predicted, measured = (rng.random((4, 4, 32, 32), dtype=np.float32) * 3 for _ in range(2))
+    valid = (rng.random((32, 32)) > 0.1).astype(np.float32)  # bad detector pixels left out of the loss
     for weights in ({LossKind.poisson: 1.0}, {LossKind.mae: 1.0}, {LossKind.mse: 1.0},
                     {LossKind.poisson: 1.0, LossKind.mae: 0.5}):
-        a = torch_losses.data_loss(torch.from_numpy(predicted), torch.from_numpy(measured), 37.5, weights)
-        b = tf_losses.data_loss(tf_backend.tf.constant(predicted), tf_backend.tf.constant(measured), 37.5, weights)
-        assert float(b) == pytest.approx(float(a), rel=1e-6)
+        for mask in (None, valid):
+            a = torch_losses.data_loss(torch.from_numpy(predicted), torch.from_numpy(measured), 37.5, weights,
+                                       None if mask is None else torch.from_numpy(mask))
+            b = tf_losses.data_loss(tf_backend.tf.constant(predicted), tf_backend.tf.constant(measured), 37.5,
+                                    weights, None if mask is None else tf_backend.tf.constant(mask))
+            assert float(b) == pytest.approx(float(a), rel=1e-6)
 
 
 # -- XLA (jit_compile) and eager, every batch size, inference and training ----------------------

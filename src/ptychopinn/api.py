@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -38,9 +39,10 @@ log = logging.getLogger(__name__)
 CURRICULUM_DIR = "curriculum"  # the gridsize-1 stage's logs, inside the training output directory
 
 
-def as_scan(scan: Scan | str | Path, intensity: bool = False) -> Scan:
-    """``scan``, or the scan file it names loaded (``intensity``: the file holds counts)."""
-    return scan if isinstance(scan, Scan) else load_scan(scan, intensity=intensity)
+def as_scan(scan: Scan | str | Path, intensity: bool = False, *, lazy: bool = False) -> Scan:
+    """``scan``, or the scan file it names loaded (``intensity``: the file holds counts; ``lazy``:
+    its patterns stay on disk and are read as they are asked for)."""
+    return scan if isinstance(scan, Scan) else load_scan(scan, intensity=intensity, lazy=lazy)
 
 
 def _as_settings(settings: Settings | None, overrides: dict[str, Any] | None) -> Settings:
@@ -68,9 +70,56 @@ def build_scales(scan: Scan, settings: Settings) -> ScaleContract:
 
 
 def training_inputs(scan: Scan, settings: Settings) -> tuple[GroupedScan, ScaleContract, np.ndarray]:
-    """What training on ``scan`` sees: its groups, its scale contract and its normalised probe."""
-    return (GroupedScan.build(scan, settings.data), build_scales(scan, settings),
-            settings.physics.normalized_probe(scan.probe))
+    """What training on ``scan`` sees: its groups, its scale contract and its normalised probe,
+    (N, N), or (K, N, N) incoherent modes (:func:`training_probe`). Bad detector pixels read 0
+    in the network's input and the scales, and the losses leave them out (docs/design/spec.md#loss)."""
+    scan = without_bad_pixels(scan)
+    return (GroupedScan.build(scan, settings.data), build_scales(scan, settings), training_probe(scan, settings))
+
+
+def without_bad_pixels(scan: Scan) -> Scan:
+    """``scan`` with its bad pixels set to 0: their values are garbage (a hot pixel would set the
+    input scale), and 0 is what the network sees where the detector measured nothing."""
+    if scan.bad_pixels is None:
+        return scan
+    diffraction = np.where(scan.bad_pixels, np.float32(0), scan.diffraction).astype(np.float32)
+    return dataclasses.replace(scan, diffraction=diffraction)
+
+
+def training_probe(scan: Scan, settings: Settings) -> np.ndarray:
+    """The normalised probe training uses: (N, N) for one mode, else (K, N, N) modes, K the scan's
+    count or ``physics.probe_modes``. A probe with more modes than asked for is refused, never
+    cut to fewer; modes beyond the scan's start from its probe (orthogonal, powers 1 : 0.3 : 0.09)."""
+    wanted = settings.physics.probe_modes or scan.n_probe_modes
+    if wanted < scan.n_probe_modes:
+        raise ValueError(f"{scan.source or 'the scan'}: its probe has {scan.n_probe_modes} incoherent modes; "
+                         f"--probe-modes {wanted} would drop some (use --probe-modes {scan.n_probe_modes} or more)")
+    modes = scan.probes
+    if wanted > len(modes):
+        from ptychopinn.simulation.simulate import make_probe_modes  # NumPy only; the modes' start
+
+        modes = np.concatenate([modes, make_probe_modes(modes[0], wanted)[len(modes):]])
+    normalized = normalized_probe_modes(settings, modes)
+    return normalized[0] if len(normalized) == 1 else normalized
+
+
+def normalized_probe_modes(settings: Settings, modes: np.ndarray) -> np.ndarray:
+    """(K, N, N) modes normalised together (docs/design/spec.md#scaling): one factor for all,
+    chosen so that their total power Σ_k ‖P_k‖² is that of mode 0 normalised alone. The object
+    the network must produce then has the scale of a single-mode model's; the modes keep their
+    power ratios."""
+    modes = np.asarray(modes).reshape(-1, *np.shape(modes)[-2:])
+    first = settings.physics.normalized_probe(modes[0])
+    if len(modes) == 1:
+        return first[np.newaxis]
+    total = np.sum(np.abs(modes.astype(np.complex128)) ** 2)
+    factor = np.sqrt(np.sum(np.abs(first.astype(np.complex128)) ** 2) / total)
+    return (modes * factor).astype(np.complex64)
+
+
+def probe_digest(probe: np.ndarray) -> str:
+    """sha256 of a normalised probe (or modes) as complex64: names the guess a probe was learned from."""
+    return hashlib.sha256(np.ascontiguousarray(probe, dtype=np.complex64).tobytes()).hexdigest()
 
 
 @dataclass
@@ -81,6 +130,7 @@ class TrainingSummary:
     epochs_run: int  # all stages
     device: str
     curriculum_epochs_run: int = 0  # of which at gridsize 1 (curriculum)
+    collapse_warnings: list[str] = dataclasses.field(default_factory=list)  # epochs whose patches collapsed
 
 
 def train(
@@ -122,17 +172,19 @@ def train_with_summary(
     warn_if_twin_symmetric(scan.probe)
     curriculum = _curriculum_epochs(settings)
     initial_weights, first_epochs = None, 0
+    initial_probe = None
     if curriculum and not resume:  # a resumed run continues its last stage
-        initial_weights, first_epochs = _curriculum_stage(scan, settings, curriculum,
-                                                          output_dir / CURRICULUM_DIR, quiet)
+        initial_weights, first_epochs, initial_probe = _curriculum_stage(scan, settings, curriculum,
+                                                                         output_dir / CURRICULUM_DIR, quiet)
     draft, result = _train_stage(scan, settings, output_dir, resume=resume, quiet=quiet,
-                                 batch_observers=batch_observers, initial_weights=initial_weights)
+                                 batch_observers=batch_observers, initial_weights=initial_weights,
+                                 initial_probe=initial_probe)
     model_path = draft.save(output_dir / MODEL_FILE)
     draft.source = model_path
     if result.metrics_csv is not None:
         plot_training_curves(result.metrics_csv, output_dir / "training_curves.png")
     return TrainingSummary(draft, model_path, output_dir, first_epochs + result.epochs_run, result.device,
-                           first_epochs)
+                           first_epochs, list(result.collapse_warnings))
 
 
 def with_resolved_batch_size(settings: Settings, scan: Scan) -> Settings:
@@ -168,18 +220,18 @@ def _curriculum_epochs(settings: Settings) -> int:
 
 def _curriculum_stage(
     scan: Scan, settings: Settings, epochs: int, output_dir: Path, quiet: bool
-) -> tuple[dict, int]:
+) -> tuple[dict, int, np.ndarray | None]:
     """Curriculum over gridsize: with per-pattern encoding the network of a gridsize-C model is
     the gridsize-1 network, so extra epochs first train it on single patterns (C× cheaper, and a
     better start than the merge finds on its own: docs/lab-notes/2026-11-25-network-quality.md) before the
-    group's physics takes over. Returns the weights and the epochs run."""
+    group's physics takes over. Returns the weights, the epochs run and the learned probe (or None)."""
     stage = settings.model_copy(deep=True)
     stage.data.gridsize, stage.model.object_big, stage.training.epochs = 1, None, epochs
     log.info("curriculum: %d epochs at gridsize 1, then %d at gridsize %d", epochs,
              settings.training.epochs, settings.data.gridsize)
     output_dir.mkdir(parents=True, exist_ok=True)
     model, result = _train_stage(scan, stage, output_dir, quiet=quiet)
-    return model.weights, result.epochs_run
+    return model.weights, result.epochs_run, result.learned_probe
 
 
 def _train_stage(
@@ -191,19 +243,36 @@ def _train_stage(
     quiet: bool = True,
     batch_observers: list | None = None,
     initial_weights: dict | None = None,
+    initial_probe: np.ndarray | None = None,
 ) -> tuple[TrainedModel, TrainingResult]:
     """One training run of ``settings`` with ``settings.backend`` → (the trained model, not yet
-    saved; the backend's result)."""
+    saved; the backend's result). ``initial_probe``: where a learned probe starts, in place of
+    the scan's (the curriculum stage's learned probe)."""
     backend = get_backend(settings.backend)
-    grouped, scales, probe = training_inputs(scan, settings)
+    grouped, scales, guess = training_inputs(scan, settings)
     geometry = ModelGeometry(scan.patch_size, canvas_size_for(scan.patch_size, grouped.max_offset))
     log.info("scale contract: a=%.6g, n̄=%.6g counts, S=%.6g", scales.input_scale,
              scales.mean_counts, scales.photon_scale)
     arch = Architecture.from_settings(settings, geometry)
-    result = backend.train(TrainingRun(grouped, settings, scales, probe, arch, output_dir, quiet=quiet,
+    start = guess if initial_probe is None else np.asarray(initial_probe).reshape(np.shape(guess))
+    result = backend.train(TrainingRun(grouped, settings, scales, start, arch, output_dir, quiet=quiet,
                                        batch_observers=batch_observers, initial_weights=initial_weights,
                                        resume=Path(resume) if resume else None))
-    return TrainedModel(settings, geometry, scales, probe, result.weights, backend=backend.name), result
+    for warning in result.collapse_warnings:
+        log.debug("collapse check: %s", warning)  # each was logged as a warning when its epoch ended
+    return trained_model(settings, geometry, scales, guess, result, backend.name), result
+
+
+def trained_model(settings: Settings, geometry: ModelGeometry, scales: ScaleContract, guess: np.ndarray,
+                  result: TrainingResult, backend: str) -> TrainedModel:
+    """The model a training run produced, holding the probe it trained with: the learned modes
+    (and the digest of the guess they were learned from, which decides when inference uses them),
+    else the normalised guess."""
+    probe = guess if result.learned_probe is None else result.learned_probe
+    modes = np.asarray(probe).reshape(-1, *np.shape(probe)[-2:])
+    return TrainedModel(settings, geometry, scales, modes[0], result.weights, backend=backend,
+                        probe_modes=modes if len(modes) > 1 else None,
+                        probe_guess_digest=None if result.learned_probe is None else probe_digest(guess))
 
 
 GENERAL_FINETUNE_RATE_FACTOR = 0.1
@@ -236,11 +305,29 @@ def finetune(
         settings.training.learning_rate = GENERAL_FINETUNE_RATE_FACTOR * settings.training.learning_rate
         settings.training.batch_size = None
     backend.check(settings)
-    grouped, scales, probe = training_inputs(scan, settings)
-    result = backend.train(TrainingRun(grouped, settings, scales, probe, model.architecture(), Path(output_dir),
-                                       quiet=quiet, initial_weights=model.weights))
-    return dataclasses.replace(model, settings=settings, scales=scales, probe=probe, weights=result.weights,
-                               backend=backend.name, source=None)
+    grouped, scales, guess = training_inputs(scan, settings)
+    # a probe learned on this very guess goes on learning from where it stopped
+    start = model.probes if uses_learned_probe(model, scan) and settings.training.learn_probe else guess
+    result = backend.train(TrainingRun(grouped, settings, scales, np.asarray(start).reshape(np.shape(guess)),
+                                       model.architecture(), Path(output_dir), quiet=quiet,
+                                       initial_weights=model.weights))
+    tuned = trained_model(settings, model.geometry, scales, guess, result, backend.name)
+    return dataclasses.replace(model, settings=settings, scales=scales, probe=tuned.probe, weights=result.weights,
+                               backend=backend.name, source=None, probe_modes=tuned.probe_modes,
+                               probe_guess_digest=tuned.probe_guess_digest)
+
+
+def uses_learned_probe(model: TrainedModel, scan: Scan) -> bool:
+    """True when ``model`` learned its probe from the very probe guess ``scan`` carries: the
+    learned probe is then the better estimate of this scan's illumination (a per-scan model,
+    fine-tuned or reconstructing its own scan). Any other scan brings its own probe."""
+    if model.probe_guess_digest is None:
+        return False
+    try:
+        guess = training_probe(without_bad_pixels(scan), model.settings)
+    except ValueError:  # more modes than the model has: not the guess it learned from
+        return False
+    return probe_digest(guess) == model.probe_guess_digest
 
 
 def reconstruct(
@@ -259,7 +346,10 @@ def reconstruct(
     """Stream ``scan`` through ``model`` and stitch the object in object pixel coordinates.
 
     The scan is grouped with the model's settings and normalised with its own input scale a
-    (the scale contract's function); memory is bounded by one batch plus the canvas.
+    (the scale contract's function); memory is bounded by one batch plus the canvas. A scan
+    given as a path is read lazily (``load_scan(..., lazy=True)``): one batch of patterns at a
+    time, after one chunked pass for the scale; nothing of the scan's size is held but its
+    positions and group indices.
     ``batch_observers`` are called as ``observe("infer", batch_idx, (x, offsets), output)`` after
     every batch (diagnostics hook; the same signature as training's observers; torch tensors
     with the torch backend, NumPy arrays with the TensorFlow backend).
@@ -270,7 +360,7 @@ def reconstruct(
     model = load_model(model) if not isinstance(model, TrainedModel) else model
     backend = get_backend(backend or model.settings.backend)
     inference = model.settings.inference
-    scan = as_scan(scan, model.settings.data.intensity)
+    scan = as_scan(scan, model.settings.data.intensity, lazy=True)
     _check_compatible(model, scan)
     model = with_scan_probe(model, scan)
     grouped = GroupedScan.build(scan, model.settings.data, n_groups)
@@ -304,8 +394,16 @@ def with_scan_probe(model: TrainedModel, scan: Scan) -> TrainedModel:
     function) in place of the one stored at training: the physics layer, the back-projected input
     and the stitching weights then use the illumination that produced these patterns. Logs how
     the scan's probe compares with what the model was trained on, and warns when it lies outside:
-    for a general model, the training probes' statistics; otherwise the one training probe."""
-    probe = model.settings.physics.normalized_probe(scan.probe)
+    for a general model, the training probes' statistics; otherwise the one training probe.
+
+    A model that learned its probe from this scan's probe guess keeps its learned probe (and
+    modes): :func:`uses_learned_probe`. A scan with incoherent modes brings them all."""
+    if uses_learned_probe(model, scan):
+        log.info("probe: the one the model learned from this scan's probe guess (%d mode(s))", len(model.probes))
+        return model
+    modes = normalized_probe_modes(model.settings, scan.probes)
+    probe = modes[0]
+    model = dataclasses.replace(model, probe_modes=modes if len(modes) > 1 else None, probe_guess_digest=None)
     if model.training_probes is not None:
         outside = probe_outside(model.training_probes, probe)
         if outside:

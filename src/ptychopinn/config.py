@@ -113,6 +113,12 @@ class PhysicsConfig(StrictModel):
         "independent of the probe's size (general models; docs/design/spec.md#scaling)",
     )
 
+    probe_modes: int | None = Field(
+        None, ge=1, le=8,
+        description="incoherent probe modes in the training physics (intensities summed over modes); "
+        "None = as many as the scan's probe has; more than the scan has adds modes started from its probe",
+    )
+
     def normalized_probe(self, probe: Any) -> Any:
         """``probe`` normalised as these settings say (the scale contract's function): what the
         physics layer, the back-projected input and the stitching weights use."""
@@ -175,6 +181,14 @@ class TrainingConfig(StrictModel):
         description="when gridsize > 1 with per-pattern encoding (the network is the same), train "
         "this fraction of `epochs` at gridsize 1 first, in addition to the `epochs`; 0 = none",
     )
+    learn_probe: bool = Field(
+        False,
+        description="learn the probe (all its modes) jointly with the network, started from the scan's "
+        "probe, its total power held fixed; the bundle keeps the learned probe",
+    )
+    # 1e-3 left a rough guess where it was in 6 epochs; 1e-2 (refinement's probe step) moved it from
+    # similarity 0.76 to 0.85 with the truth (benchmarks/network_partial_coherence.py, gridsize 2)
+    probe_learning_rate: float = Field(1e-2, gt=0, description="the probe's Adam step (--learn-probe)")
     seed: int = 0
     accelerator: str = "auto"
     devices: int | str = Field(1, description="devices per node (Lightning): a count, 'auto', or a list such as '0,1'")
@@ -269,13 +283,31 @@ MPIE_MIN_COUNTS = 5e4
 # Passes of the flat rival that checks a given start under Adam (RefineOptions.flat_check_passes)
 ADAM_FLAT_CHECK_PASSES = 2
 
+# Incoherent probe modes refined by default when the probe is refined (RefineOptions.probe_modes auto),
+# and the most a refinement accepts
+AUTO_PROBE_MODES = 3
+MAX_PROBE_MODES = 8
+# Passes when the probe is refined and ``passes`` is left at its default: a probe refined from a
+# rough guess needs more passes than the object alone (zone-plate scan with 3 modes, lines object:
+# phase SSIM 0.944 after 20 passes, 0.958 after 40; benchmarks/results/partial_coherence_cpu.md)
+PROBE_REFINED_PASSES = 40
+
+
+def _valid_counts(scan: Scan) -> float:
+    """Mean counts per pattern on the detector's valid pixels: a hot pixel would pass for signal."""
+    # imported here: the problem module imports torch, which only refinement needs
+    from ptychopinn.reconstruction.refine.problem import valid_mean_counts
+
+    return valid_mean_counts(scan.diffraction, scan.valid_pixels)
+
 
 class RefineOptions(StrictModel):
     """Physics-based refinement (docs/design/spec.md#stitching-and-refinement); the device it
     runs on is a runtime choice, not a setting."""
 
     passes: int | Literal["auto"] = Field(
-        20, description="passes over all scan positions; 0: no refinement; auto: until the data misfit "
+        20, description="passes over all scan positions (left unset: 40 when the probe is refined); "
+        "0: no refinement; auto: until the data misfit "
         "reaches the Poisson floor (auto_target_excess) or stops falling, at most auto_max_passes")
     # The discrepancy principle: an object that explains the patterns to their noise has nothing
     # left to learn from them but the noise. Refined objects settle at 1.0-1.2× (the demo: 1.1×
@@ -300,9 +332,25 @@ class RefineOptions(StrictModel):
     momentum: float = Field(0.8, description="heavy-ball momentum of the mpie step")
     final_lr_fraction: float = Field(0.05, description="the step's final fraction of its initial size")
     loss: RefineLoss = Field(RefineLoss.amplitude, description="amplitude least squares or Poisson NLL")
-    refine_probe: bool = Field(False, description="refine the probe too")
-    probe_learning_rate: float = Field(0.01, description="the probe's Adam step")
+    # auto: on for a scan without a reference object (measured data: a probe from a file is rarely
+    # exact, real beams are partially coherent, and a probe's guess or an earlier solver's result is
+    # blurred or mis-scaled); off for a simulation, which carries its object and the true probe
+    # (refining an exact probe cost 0.01-0.03 phase SSIM on the N = 32 test scan; benchmarks/partial_coherence.py)
+    refine_probe: bool | Literal["auto"] = Field(
+        "auto", description="refine the probe (all its modes) too; auto: on for scans without a reference "
+        "object (measured data), off for simulations (their probe is the true one)")
+    # the step of the probe's ePIE-like update: the batch's gradient over max |O|² of the lit canvas.
+    # A batch's averaged correction moves the probe less than ePIE's one position at a time: on a
+    # zone-plate scan with 3 modes from a rough guess, 1 reached phase SSIM 0.80 in 20 passes, 2 0.89,
+    # 4 0.94, 8 0.92 (benchmarks/partial_coherence.py)
+    probe_learning_rate: float = Field(
+        4.0, description="the probe's step, as a fraction of the full ePIE probe step (normalised by the "
+        "object's largest illumination |O|²)")
     probe_start_pass: int = Field(2, description="the first pass (0-based) that moves the probe")
+    probe_modes: int | Literal["auto"] = Field(
+        "auto", description="incoherent probe modes refined (intensities summed over modes); modes beyond "
+        f"the scan's start from its probe at low power; auto: the scan's own, at least {AUTO_PROBE_MODES} "
+        "when the probe is refined")
     seed: int = Field(0, description="seed of the batch draws")
     margin: int = Field(2, description="canvas pixels beyond the outermost probe footprints")
     # A given start is refined alongside a flat one for this many passes and the start that
@@ -324,6 +372,9 @@ class RefineOptions(StrictModel):
                 raise ValueError(f"refinement {name} must be 0 or more, got {value}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"refinement batch size must be at least 1, got {self.batch_size}")
+        if self.probe_modes != "auto" and not 1 <= self.probe_modes <= MAX_PROBE_MODES:
+            raise ValueError(f"refinement probe_modes must be from 1 to {MAX_PROBE_MODES} or auto, "
+                             f"got {self.probe_modes}")
         if self.optimizer is RefineOptimizer.auto and self.learning_rate is not None:
             raise ValueError("a refinement step size is in its optimiser's units (mpie: 1 is the full "
                              "PIE step; adam: object amplitude units); choose --refine-optimizer adam or mpie")
@@ -345,7 +396,7 @@ class RefineOptions(StrictModel):
         otherwise, and an unset ``flat_check_passes`` follows the optimiser."""
         optimizer = self.optimizer
         if optimizer is RefineOptimizer.auto:
-            counts = mean_total_counts(scan.diffraction)
+            counts = mean_total_counts(scan.diffraction) if scan.valid_pixels is None else _valid_counts(scan)
             mpie = counts >= MPIE_MIN_COUNTS and self.loss is RefineLoss.amplitude
             optimizer = RefineOptimizer.mpie if mpie else RefineOptimizer.adam
             log.info("refinement: %s steps (%.3g mean counts per pattern, %s loss)",
@@ -353,7 +404,43 @@ class RefineOptions(StrictModel):
         check = self.flat_check_passes
         if check is None:
             check = ADAM_FLAT_CHECK_PASSES if optimizer is RefineOptimizer.adam else 0
-        return self.model_copy(update={"optimizer": optimizer, "flat_check_passes": check})
+        if self.probe_modes != "auto":
+            self.mode_count(scan.n_probe_modes)  # warns where it drops some of the scan's modes
+        return self.with_probe_resolved(scan).model_copy(
+            update={"optimizer": optimizer, "flat_check_passes": check})
+
+    def with_probe_resolved(self, scan: Scan, own_modes: int | None = None) -> RefineOptions:
+        """These options with ``refine_probe`` and ``probe_modes`` auto resolved for ``scan``, whose
+        probe has ``own_modes`` modes (default: the scan's own count)."""
+        if self.refine_probe != "auto" and self.probe_modes != "auto":
+            return self
+        refined = scan.object is None if self.refine_probe == "auto" else bool(self.refine_probe)
+        update = {"refine_probe": refined}
+        if refined and "passes" not in self.model_fields_set:
+            update["passes"] = PROBE_REFINED_PASSES
+        resolved = self.model_copy(update=update)
+        own = scan.n_probe_modes if own_modes is None else own_modes
+        return resolved.model_copy(update={"probe_modes": resolved.mode_count(own)})
+
+    @property
+    def probe_refined(self) -> bool:
+        """Whether the probe is refined; resolve auto first (:meth:`with_probe_resolved`)."""
+        if self.refine_probe == "auto":
+            raise ValueError("refine_probe auto depends on the scan: resolve it with for_scan(scan) first")
+        return bool(self.refine_probe)
+
+    def mode_count(self, own: int) -> int:
+        """The incoherent probe modes refined from a probe of ``own`` modes: ``probe_modes``, or for
+        auto ``own``, raised to AUTO_PROBE_MODES when the probe is refined (a real beam is partially
+        coherent; a coherent one leaves the extra modes with little power). Fewer modes than the scan
+        carries drops the weakest, with a warning: the physics is then only approximate."""
+        if self.probe_modes == "auto":
+            return max(own, AUTO_PROBE_MODES if self.probe_refined else 1)
+        if self.probe_modes < own:
+            log.warning("refinement: the probe has %d incoherent modes but probe_modes=%d: refining "
+                        "with its %d strongest only, so the predicted patterns miss the other modes' intensity",
+                        own, self.probe_modes, self.probe_modes)
+        return self.probe_modes
 
     @property
     def until_fitted(self) -> bool:

@@ -7,7 +7,7 @@ diagnostics and the parity checks talk to a backend only through it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,7 +33,7 @@ class TrainingRun:
     grouped: GroupedScan
     settings: Settings
     scales: ScaleContract
-    probe: np.ndarray  # normalised, complex64
+    probe: np.ndarray  # normalised, complex64, (N, N) or (K, N, N) incoherent modes
     arch: Architecture
     output_dir: Path  # receives metrics.csv (and the backend's logs, checkpoints)
     quiet: bool = True
@@ -50,6 +50,8 @@ class TrainingResult:
     epochs_run: int
     device: str  # e.g. "cpu", "cuda:0", "gpu:0"
     metrics_csv: Path | None  # DIR/metrics.csv: epoch, step, lr-Adam, train_loss, val_loss
+    learned_probe: np.ndarray | None = None  # (K, N, N) normalised modes when the probe was learned
+    collapse_warnings: list[str] = field(default_factory=list)  # one line per epoch whose patches collapsed
 
 
 class ModelBackend(Protocol):

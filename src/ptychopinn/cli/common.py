@@ -90,7 +90,8 @@ def add_model_and_data(parser: CommandParser, model_help: str) -> None:
     parser.add_argument("--model", dest="model", type=Path, required=True,
                         help=f"{model_help}; or 'general', the model shipped with the package")
     add_legacy(parser, "--model_path", "--model")
-    parser.add_argument("--data", dest="data", type=Path, required=True, help="scan .npz")
+    parser.add_argument("--data", dest="data", type=Path, required=True,
+                        help="scan: this project's .npz, a ptychodus export .npz or workflow directory (diffraction.h5 + product.h5), or a CXI file (docs/guides/own-data.md)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from ptychopinn.evaluation.truth import evaluate_and_plot
 
     reconstruction = read_input(options.recon, "reconstruction.npz", Reconstruction.load)
-    scan = read_input(options.truth, "scan .npz", load_scan)
+    scan = read_input(options.truth, "scan file", load_scan)
     if scan.object is None:
         raise FileNotFoundError(f"{options.truth}: no objectGuess to evaluate against")
     with new_outputs(options.output_dir):

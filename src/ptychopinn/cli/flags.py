@@ -48,6 +48,16 @@ def passes_or_auto(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a whole number of passes or auto, got {text!r}") from None
 
 
+def int_or_auto(text: str) -> int | str:
+    """A whole number, or "auto"."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or auto, got {text!r}") from None
+
+
 def _choices(enum: type[Enum]) -> tuple[str, ...]:
     return tuple(member.value for member in enum)
 
@@ -102,6 +112,9 @@ SETTING_FLAGS: tuple[SettingFlag, ...] = (
           action=argparse.BooleanOptionalAction),
     _flag("--nphotons", "physics.nphotons", "mean counts per pattern, only for data that are not in counts",
           type=float, default_text="the data's own"),
+    _flag("--probe-modes", "physics.probe_modes", "incoherent probe modes K in the training physics "
+          "(intensities summed over modes); more than the scan's probe has adds modes started from it",
+          type=int, default_text="the scan's own count"),
     # model
     _flag("--generator", "model.generator", "the network: cnn (encoder, two decoders) or unet (with skip "
           "connections and a residual bottleneck)", choices=_choices(GeneratorKind)),
@@ -122,6 +135,9 @@ SETTING_FLAGS: tuple[SettingFlag, ...] = (
     _flag("--batch-size", "training.batch_size", "groups per batch", type=int, legacy=("--batch_size",),
           default_text="auto: 16, or 8 or 4 where 16 leaves an epoch fewer than 64 steps"),
     _flag("--lr", "training.learning_rate", "Adam learning rate", type=float),
+    _flag("--learn-probe", "training.learn_probe", "learn the probe (its modes) jointly with the network, "
+          "from the scan's probe; the model keeps the learned probe", action=argparse.BooleanOptionalAction),
+    _flag("--probe-lr", "training.probe_learning_rate", "the learned probe's Adam step", type=float),
     _flag("--loss", "training.loss", "poisson | mae | mse, or a weighted sum such as poisson=1,mae=0.1",
           legacy=("--torch-loss-mode",)),
     _flag("--accelerator", "training.accelerator", " | ".join(ACCELERATORS),
@@ -167,8 +183,12 @@ SETTING_FLAGS: tuple[SettingFlag, ...] = (
           default_text="1.0 for mpie (the full PIE step), 0.03 for adam"),
     _flag("--refine-loss", "refinement.loss", "amplitude least squares (well conditioned) or Poisson NLL",
           choices=_choices(RefineLoss)),
-    _flag("--refine-probe", "refinement.refine_probe", "refine the probe too (from the third pass)",
-          action="store_true"),
+    _flag("--refine-probe", "refinement.refine_probe", "refine the probe (all its modes) too, from the third "
+          "pass: ePIE-like steps, its power held at what the counts imply", action=argparse.BooleanOptionalAction,
+          default_text="auto: on for measured data (a scan without objectGuess), off for simulations"),
+    _flag("--refine-probe-modes", "refinement.probe_modes", "incoherent probe modes refined (partially "
+          "coherent beams; intensities summed over modes); more than the scan's start from its probe",
+          type=int_or_auto, metavar="K", default_text="auto: the scan's own, at least 3 when the probe is refined"),
     _flag("--flat-check", "refinement.flat_check_passes", "refine a flat object alongside the given start "
           "for the first K passes and go on from whichever fits the data better (a network start can be "
           "worse than none for adam, e.g. with a real, centro-symmetric probe); 0: trust the start",
@@ -178,7 +198,7 @@ SETTING_FLAGS: tuple[SettingFlag, ...] = (
 TRAIN_SECTIONS = ("data.", "physics.", "model.", "training.", "backend")
 INFER_SECTIONS = ("inference.", "backend")
 REFINE_FLAGS = ("--refine-batch-size", "--refine-optimizer", "--refine-lr", "--refine-loss",
-                "--refine-probe", "--flat-check")
+                "--refine-probe", "--refine-probe-modes", "--flat-check")
 
 
 def flags_for(*, paths: tuple[str, ...] = (), names: tuple[str, ...] = (),

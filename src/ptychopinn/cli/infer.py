@@ -46,6 +46,7 @@ from ptychopinn.cli.flags import (
 from ptychopinn.cli.refine import report_data_fit, run_refinement
 from ptychopinn.config import Settings
 from ptychopinn.data import load_scan
+from ptychopinn.data.product import write_reconstruction_product
 from ptychopinn.evaluation.data_fit import POOR_FIT_EXCESS
 from ptychopinn.plots import plot_reconstruction_channel
 
@@ -129,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
     model = read_model(options.model)
     settings = resolve(options.overrides, FLAGS, config=options.config, base=model.settings,
                        command_defaults=COMMAND_DEFAULTS, config_sections=CONFIG_SECTIONS)
-    scan = read_input(report.data, "scan .npz", lambda p: load_scan(p, intensity=model.settings.data.intensity))
+    # lazily: the patterns stay on disk and stream through the network a batch at a time
+    scan = read_input(report.data, "scan file",
+                      lambda p: load_scan(p, intensity=model.settings.data.intensity, lazy=True))
     report = replace(report, n_groups=settings.data.n_groups, refine_passes=settings.refinement.passes)
     with new_outputs(report.output_dir, files=(report.diagnostics.capture_stages,)):
         reconstruct_and_report(model, scan, settings, report)
@@ -165,6 +168,8 @@ def reconstruct_and_report(model, scan, settings: Settings, options: ReportOptio
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     result.save(output_dir / "reconstruction.npz")
+    # the same object for ptychodus (refinement, when it follows, rewrites both files)
+    write_reconstruction_product(output_dir / "product.h5", scan, result)
     plot_reconstruction_channel(result, "amplitude", output_dir / "amplitude.png")
     plot_reconstruction_channel(result, "phase", output_dir / "phase.png")
     print(f"reconstruction {result.object.shape[0]}×{result.object.shape[1]} "

@@ -32,7 +32,7 @@ def add_parser(commands) -> None:
         commands, "inspect", run, help="summarise a scan file",
         doc=__doc__,
     )
-    p.add_argument("scan", type=Path, help="scan .npz file")
+    p.add_argument("scan", type=Path, help="scan: this project's .npz, a ptychodus export .npz, a ptychodus workflow directory or diffraction.h5/product.h5, or a CXI file (docs/guides/own-data.md)")
     p.add_argument("--plot", type=Path, default=None, help="write positions, probe and mean pattern to this PNG")
     p.add_argument("--intensity", action="store_true", help="the file holds intensities (counts)")
 
@@ -40,7 +40,7 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     options = InspectOptions.from_args(args)
 
-    scan = read_input(options.scan, "scan .npz", lambda path: load_scan(path, intensity=options.intensity))
+    scan = read_input(options.scan, "scan file", lambda path: load_scan(path, intensity=options.intensity))
     print(summarize_scan(scan).format())
     if options.plot:
 

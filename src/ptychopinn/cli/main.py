@@ -19,6 +19,7 @@ from ptychopinn.cli import (
     compare_recon,
     compare_stages,
     compare_stats,
+    convert,
     demo,
     evaluate,
     export,
@@ -35,7 +36,7 @@ from ptychopinn.cli.flags import describe_validation_error
 
 log = logging.getLogger("ptychopinn")
 
-COMMANDS = (simulate, inspect_scan, train, pretrain, infer, evaluate, refine, demo, parity,
+COMMANDS = (simulate, inspect_scan, convert, train, pretrain, infer, evaluate, refine, demo, parity,
             compare_stats, compare_recon, compare_stages, export)
 
 

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_backend("tensorflow")
     model = read_model(options.model)
-    scan = read_input(options.data, "scan .npz", lambda p: load_scan(p, intensity=model.settings.data.intensity))
+    scan = read_input(options.data, "scan file", lambda p: load_scan(p, intensity=model.settings.data.intensity))
     with new_outputs(options.output_dir):
         result = backend_parity(model, scan, n_groups=options.groups, rtol=options.tolerance,
                                 output_dir=options.output_dir)

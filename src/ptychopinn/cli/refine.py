@@ -5,7 +5,7 @@ Minimise the data loss over the object canvas on minibatches of scan positions (
 momentum, or Adam at low dose), with a cosine-decaying step. --init flat is an iterative solver in
 its own right; --init RECON.npz polishes a network reconstruction. Writes R/reconstruction.npz,
 R/amplitude.png, R/phase.png, R/refinement_loss.png (and metrics.json, comparison.png when the scan
-has objectGuess). Settings: the defaults, then the refinement section of --config FILE, then the
+has objectGuess) and R/probe.npz (the probe modes refined, or used). Settings: the defaults, then the refinement section of --config FILE, then the
 flags given.
 """
 
@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ptychopinn.atomic import atomic_path
 from ptychopinn.cli.common import (
     ACCELERATORS,
     EXIT_OK,
@@ -30,6 +33,7 @@ from ptychopinn.cli.common import (
 from ptychopinn.cli.flags import REFINE_FLAGS, add_setting_flags, flags_for, overrides_from, resolve
 from ptychopinn.config import RefineOptions
 from ptychopinn.data import load_scan
+from ptychopinn.data.product import write_reconstruction_product
 from ptychopinn.evaluation.data_fit import data_fit
 from ptychopinn.plots import plot_reconstruction_channel, plot_trust_map
 from ptychopinn.reconstruction.result import Reconstruction
@@ -60,7 +64,8 @@ def add_parser(commands) -> None:
         commands, "refine", run,
         help="physics-based refinement of an object (or an iterative reconstruction from flat)", doc=__doc__,
     )
-    p.add_argument("--data", type=Path, required=True, help="scan .npz")
+    p.add_argument("--data", type=Path, required=True,
+                        help="scan: this project's .npz, a ptychodus export .npz or workflow directory (diffraction.h5 + product.h5), or a CXI file (docs/guides/own-data.md)")
     p.add_argument("--init", default="flat", help="'flat' or a reconstruction.npz [%(default)s]")
     p.add_argument("--output-dir", dest="output_dir", type=Path, required=True, help="output directory")
     add_legacy(p, "--output_dir", "--output-dir")
@@ -68,6 +73,7 @@ def add_parser(commands) -> None:
     p.add_argument("--config", type=Path, default=None,
                    help="YAML/JSON settings file (its refinement and data sections)")
     add_setting_flags(p, FLAGS, "refinement (physics-based polishing, docs/design/spec.md#stitching-and-refinement)")
+    add_legacy(p, "--probe-modes", "--refine-probe-modes")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.refinement.passes != "auto" and settings.refinement.passes < 1:
         raise UserError(f"--passes: refine needs at least 1 pass, got {settings.refinement.passes}")
     check_accelerator(options.accelerator)
-    scan = read_input(options.data, "scan .npz", lambda p: load_scan(p, intensity=settings.data.intensity))
+    scan = read_input(options.data, "scan file", lambda p: load_scan(p, intensity=settings.data.intensity))
     init = None if options.init is None else read_input(options.init, "reconstruction.npz", Reconstruction.load)
     with new_outputs(options.output_dir):
         result, fit = run_refinement(scan, init, options.output_dir, settings.refinement, options.accelerator,
@@ -96,9 +102,15 @@ def run_refinement(scan, init, output_dir: Path, refinement: RefineOptions, acce
     the refinement and the refined object's data fit (printed)."""
     from ptychopinn.reconstruction.refine import plot_refinement, refine
 
+    print(describe_engine(refinement.for_scan(scan), scan))
     result = refine(scan, init, refinement, accelerator=accelerator, show_progress=not quiet)
     output_dir.mkdir(parents=True, exist_ok=True)
     result.reconstruction.save(output_dir / "reconstruction.npz")
+    save_probe(result.probe_modes, output_dir / "probe.npz")
+    # the same result for ptychodus, with the refined probe (docs/formats.md#ptychodus-product)
+    write_reconstruction_product(output_dir / "product.h5", scan, result.reconstruction,
+                                 probes=result.probe_modes if result.probe_modes is not None else result.probe,
+                                 losses=result.loss_per_pass)
     plot_reconstruction_channel(result.reconstruction, "amplitude", output_dir / "amplitude.png")
     plot_reconstruction_channel(result.reconstruction, "phase", output_dir / "phase.png")
     plot_refinement(result, output_dir / "refinement_loss.png")
@@ -109,14 +121,48 @@ def run_refinement(scan, init, output_dir: Path, refinement: RefineOptions, acce
         checked = len(result.flat_check_loss)
         print(f"start check: after {checked} passes the {result.start} start fitted the data better "
               f"(flat start's loss {result.flat_check_loss[-1]:.4g}); the result is refined from it")
-    return result, report_data_fit(scan, result.reconstruction, "refined object", accelerator, output_dir)
+    # the fit of the refined object with the refined probe: the pair the refinement found
+    return result, report_data_fit(scan, result.reconstruction, "refined object", accelerator, output_dir,
+                                   probes=result.probe_modes)
 
 
-def report_data_fit(scan, reconstruction, label: str, accelerator: str, output_dir: Path | None = None):
-    """Print how well ``reconstruction`` explains the scan's patterns (no reference needed); with
-    ``output_dir``, also write its trust map there (trust_map.npz, trust_map.png): each position's
-    misfit against its Poisson floor, so a user sees where the result can be trusted."""
-    fit = data_fit(scan, reconstruction, accelerator)
+def describe_engine(options: RefineOptions, scan) -> str:
+    """One line naming the refinement engine and the settings it resolved for ``scan``."""
+    modes = options.probe_modes
+    own = scan.n_probe_modes
+    if modes > own:
+        mode_text = f"{modes} incoherent probe modes (the scan's {own} + {modes - own} started from it)"
+    elif modes < own:
+        mode_text = (f"{modes} of the scan's {own} incoherent probe modes (WARNING: the others' intensity "
+                     "is left out of the model)")
+    else:
+        mode_text = f"{modes} incoherent probe mode{'s' if modes > 1 else ''}"
+    probe = (f"probe refined from pass {options.probe_start_pass + 1} (step {options.probe_learning_rate:g} "
+             "of ePIE's, power held)" if options.refine_probe else "probe fixed")
+    masked = "" if scan.bad_pixels is None else f", {int(scan.bad_pixels.sum())} bad detector pixels masked"
+    passes = (f"until fitted (at most {options.auto_max_passes} passes)" if options.until_fitted
+              else f"{options.passes} passes")
+    return (f"refinement engine: {options.optimizer.value} steps (step {options.step_size:g}), {options.loss.value} "
+            f"loss, {options.positions_per_step} positions per step, {passes}; {probe}; {mode_text}{masked}")
+
+
+def save_probe(probes, path: Path) -> Path:
+    """The refined probe modes as ``path`` (.npz: ``probes`` (K, N, N) complex64, strongest first, in
+    the scan's probe units; ``mode_power_fraction`` (K,)), written atomically."""
+    from ptychopinn.reconstruction.refine.modes import mode_powers
+
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, probes=np.asarray(probes, dtype=np.complex64), mode_power_fraction=mode_powers(probes))
+    return path
+
+
+def report_data_fit(scan, reconstruction, label: str, accelerator: str, output_dir: Path | None = None,
+                    probes=None):
+    """Print how well ``reconstruction`` explains the scan's patterns (no reference needed), with the
+    scan's probe or ``probes`` (e.g. the refined modes); with ``output_dir``, also write its trust map
+    there (trust_map.npz, trust_map.png): each position's misfit against its Poisson floor, so a user
+    sees where the result can be trusted."""
+    fit = data_fit(scan, reconstruction, accelerator, probes=probes)
     print(f"{label}: {fit.format()}")
     if output_dir is not None:
         fit.save_trust_map(scan.positions_xy, output_dir / "trust_map.npz")

@@ -61,7 +61,7 @@ def add_parser(commands) -> None:
         commands, "train", run, help="train the PINN on a scan (no ground truth needed)",
         doc=__doc__,
     )
-    p.add_argument("--train-data", dest="train_data", type=Path, required=True, help="training scan .npz")
+    p.add_argument("--train-data", dest="train_data", type=Path, required=True, help="training scan (any format --data reads: docs/guides/own-data.md)")
     common.add_legacy(p, "--train_data_file", "--train-data")
     p.add_argument("--test-data", dest="test_data", type=Path, default=None,
                    help="scan to reconstruct (and evaluate, if it has objectGuess) after training")
@@ -82,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
     settings = resolve(options.overrides, FLAGS, config=options.config)
     common.check_backend(settings.backend)
     common.check_accelerator(settings.training.accelerator)
-    scan = common.read_input(options.train_data, "scan .npz", lambda p: load_scan(p, intensity=settings.data.intensity))
+    scan = common.read_input(options.train_data, "scan file", lambda p: load_scan(p, intensity=settings.data.intensity))
     test_scan = None
     if options.test_data is not None:
-        test_scan = common.read_input(options.test_data, "scan .npz",
+        test_scan = common.read_input(options.test_data, "scan file",
                                lambda p: load_scan(p, intensity=settings.data.intensity))
     if options.resume is not None and not options.resume.is_file():
         raise FileNotFoundError(f"{options.resume}: no such checkpoint (--resume)")
@@ -95,6 +95,11 @@ def run(args: argparse.Namespace) -> int:
                                      batch_observers=train_observers(options.diagnostics, options.output_dir))
         stages = f" ({summary.curriculum_epochs_run} at gridsize 1)" if summary.curriculum_epochs_run else ""
         print(f"trained {summary.epochs_run} epochs{stages} on {summary.device}; model: {summary.model_path}")
+        if summary.model.probe_guess_digest is not None:
+            print(f"probe: learned ({len(summary.model.probes)} mode(s)), kept in the model")
+        if summary.collapse_warnings:
+            # the last epoch's verdict is what the saved model is closest to; all were logged
+            print(f"warning: {summary.collapse_warnings[-1]} ({len(summary.collapse_warnings)} epoch(s) flagged)")
         if test_scan is not None:
             # the test scan is reconstructed as the predecessor did: its --n-groups groups
             report = ReportOptions(

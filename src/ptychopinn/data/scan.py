@@ -22,6 +22,27 @@ class ScanFormatError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
+@dataclass(frozen=True)
+class ScanMetadata:
+    """Physical geometry a scan file may carry (docs/design/spec.md#data-contract); every field
+    is optional because simulated and legacy scans have none.
+
+    ``position_offset_m`` maps the pixel positions back to the instrument's frame:
+    x_m = offset_x + x · pixel_width and y_m = offset_y + y · pixel_height, where (x, y) are this
+    project's positions (probe pixel N/2, not (N − 1)/2, at the position).
+    """
+
+    photon_energy_eV: float | None = None  # noqa: N815 (the unit is part of the name)
+    detector_distance_m: float | None = None
+    detector_pixel_size_m: tuple[float, float] | None = None  # (width, height)
+    object_pixel_size_m: tuple[float, float] | None = None  # (width, height)
+    position_offset_m: tuple[float, float] | None = None  # (x, y)
+
+    @property
+    def is_empty(self) -> bool:
+        return all(value is None for value in vars(self).values())
+
+
 @dataclass(frozen=True, eq=False)
 class Scan:
     """One ptychographic scan.
@@ -39,6 +60,12 @@ class Scan:
     ycoords_start: np.ndarray | None = None
     scan_index: np.ndarray | None = None
     source: str | None = field(default=None, compare=False)
+    # (K, N, N) complex64 incoherent probe modes, strongest first, K >= 2; ``probe`` is mode 0.
+    # None for a single (coherent) probe.
+    probe_modes: np.ndarray | None = None
+    # (N, N) bool, True where a detector pixel is bad: excluded from every loss and misfit
+    bad_pixels: np.ndarray | None = None
+    metadata: ScanMetadata = field(default_factory=ScanMetadata)
 
     @property
     def n_patterns(self) -> int:
@@ -47,6 +74,20 @@ class Scan:
     @property
     def patch_size(self) -> int:
         return int(self.diffraction.shape[-1])
+
+    @property
+    def probes(self) -> np.ndarray:
+        """(K, N, N) all probe modes, K = 1 for a coherent probe."""
+        return self.probe_modes if self.probe_modes is not None else self.probe[np.newaxis]
+
+    @property
+    def n_probe_modes(self) -> int:
+        return 1 if self.probe_modes is None else int(self.probe_modes.shape[0])
+
+    @property
+    def valid_pixels(self) -> np.ndarray | None:
+        """(N, N) bool, True where the detector measured; None when every pixel did."""
+        return None if self.bad_pixels is None else ~self.bad_pixels
 
     @property
     def positions_xy(self) -> np.ndarray:

@@ -67,16 +67,23 @@ class DataFit:
         return Path(path)
 
 
-def data_fit(scan: Scan, reconstruction: Reconstruction, accelerator: str = "auto", *, device=None) -> DataFit:
+def data_fit(scan: Scan, reconstruction: Reconstruction, accelerator: str = "auto", *, device=None,
+             probes: np.ndarray | None = None) -> DataFit:
     """The misfit of ``reconstruction`` to ``scan``'s patterns through the refinement's forward
-    model; where the reconstruction does not cover a probe footprint, its mean value stands in.
+    model (intensities summed over the probe's incoherent modes), over the detector's valid pixels;
+    where the reconstruction does not cover a probe footprint, its mean value stands in.
+    ``probes`` ((K, N, N) or (N, N), e.g. a refined probe) replaces the scan's probe modes.
     ``device`` (a torch device) replaces ``accelerator`` where the caller has one already."""
     # torch only where a fit is computed: importing this module (evaluation) stays light
     from ptychopinn.backends.torch.device import resolve_device
     from ptychopinn.reconstruction.refine.problem import RefinementProblem
 
     device = device if device is not None else resolve_device(accelerator)
-    return problem_fit(RefinementProblem(scan, reconstruction, RefineOptions(), device))
+    modes = scan.probes if probes is None else np.asarray(probes)
+    count = 1 if modes.ndim == 2 else len(modes)
+    # exactly these modes, none added: the fit of the object with the probe it was found with
+    options = RefineOptions(refine_probe=False, probe_modes=count)
+    return problem_fit(RefinementProblem(scan, reconstruction, options, device, probes=probes))
 
 
 def problem_fit(problem, batch_size: int = 256) -> DataFit:
@@ -87,7 +94,10 @@ def problem_fit(problem, batch_size: int = 256) -> DataFit:
     cross, model_energy, measured_energy = 0.0, 0.0, 0.0
     with torch.no_grad():
         for batch in batches:
-            predicted, measured = problem.predicted(batch).double(), problem.measured[batch].double()
+            # bad detector pixels hold garbage: out of every sum
+            valid = problem.valid.double()
+            predicted = problem.predicted(batch).double() * valid
+            measured = problem.measured[batch].double() * valid
             cross += float(torch.sum(predicted * measured))
             model_energy += float(torch.sum(predicted**2))
             measured_energy += float(torch.sum(measured**2))
@@ -95,15 +105,20 @@ def problem_fit(problem, batch_size: int = 256) -> DataFit:
         # a second pass, as the floor needs the rates at the best scale: holding every
         # predicted pattern until the scale is known would cost a copy of the data
         noise, floor = AmplitudeNoise(), 0.0
-        position_residual, position_floor = [], []
+        # filled in place: small per-batch arrays kept in a list between the batches' large
+        # temporaries fragment the heap, and the process grew by ~28 kB per position (20 000
+        # positions: 1.06 GB peak against 0.52 GB in place)
+        position_residual = np.empty(len(problem.measured))
+        position_floor = np.empty(len(problem.measured))
         for batch in batches:
-            scaled = scale * problem.predicted(batch).double()
+            rows = batch.cpu().numpy()
+            scaled = scale * problem.predicted(batch).double() * valid
             expected = noise.expected_square_residual((scaled**2).cpu().numpy())
             floor += float(np.sum(expected))
-            position_floor.append(np.sum(expected, axis=(-2, -1)))
-            misses = torch.sum((scaled - problem.measured[batch].double()) ** 2, dim=(-2, -1))
-            position_residual.append(misses.cpu().numpy())
+            position_floor[rows] = np.sum(expected, axis=(-2, -1))
+            misses = torch.sum((scaled - problem.measured[batch].double() * valid) ** 2, dim=(-2, -1))
+            position_residual[rows] = misses.cpu().numpy()
     residual = max(measured_energy - scale * cross, 0.0)  # Σ(sA − X)² at s = ΣAX / ΣA²
-    position_excess = np.sqrt(np.concatenate(position_residual) / np.maximum(np.concatenate(position_floor), 1e-300))
+    position_excess = np.sqrt(position_residual / np.maximum(position_floor, 1e-300))
     # measured_energy > 0: the problem's probe scaling rejects patterns without counts
     return DataFit(math.sqrt(residual / measured_energy), math.sqrt(floor / measured_energy), position_excess)

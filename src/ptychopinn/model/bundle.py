@@ -6,7 +6,9 @@ A bundle is a zip archive holding
                         and the sha256 + size of every other member;
 * ``config.json``       the caller's resolved settings and geometry (any JSON object);
 * ``scales.json``       the :class:`~ptychopinn.physics.scaling.ScaleContract`;
-* ``probe.safetensors`` the normalised probe as float32 tensors ``probe.real``/``probe.imag``;
+* ``probe.safetensors`` the normalised probe as float32 tensors ``probe.real``/``probe.imag``,
+                        and, for a probe of K incoherent modes, all of them (K, N, N) as
+                        ``modes.real``/``modes.imag`` (mode 0 = the probe; format version 2);
 * ``weights.safetensors`` the model weights, float32, under backend-neutral names;
 * ``extra/...``         optional caller-supplied files (e.g. a training summary).
 
@@ -35,7 +37,9 @@ from ptychopinn.atomic import atomic_path
 from ptychopinn.physics.scaling import ScaleContract
 
 FORMAT_NAME = "ptychopinn-bundle"
-FORMAT_VERSION = 1
+# 2: probe.safetensors may hold incoherent modes (a reader of version 1 would drop them, so it
+# is told to upgrade instead)
+FORMAT_VERSION = 2
 BACKENDS = ("torch", "tensorflow")
 
 MANIFEST = "manifest.json"
@@ -60,6 +64,7 @@ class Bundle:
     manifest: dict[str, Any]
     path: Path | None = None
     extras: dict[str, bytes] = field(default_factory=dict)  # keyed without the "extra/" prefix
+    probe_modes: np.ndarray | None = None  # complex64 (K, N, N), mode 0 = probe; None for one mode
 
     @property
     def backend(self) -> str:
@@ -106,8 +111,10 @@ def save_bundle(
     weights: dict[str, np.ndarray],
     backend: str,
     extras: dict[str, bytes] | None = None,
+    probe_modes: np.ndarray | None = None,
 ) -> Path:
-    """Write ``model.pinn`` atomically: the destination is either the complete bundle or untouched."""
+    """Write ``model.pinn`` atomically: the destination is either the complete bundle or untouched.
+    ``probe_modes`` (K, N, N), K ≥ 2: the probe's incoherent modes, the first equal to ``probe``."""
     path = Path(path)
     where = f"bundle {path}"
     if backend not in BACKENDS:
@@ -117,6 +124,12 @@ def save_bundle(
     probe = np.asarray(probe)
     _check_probe(probe, scales, where)
     probe = probe.astype(np.complex64)
+    probe_tensors = {"probe.real": np.ascontiguousarray(probe.real, dtype=np.float32),
+                     "probe.imag": np.ascontiguousarray(probe.imag, dtype=np.float32)}
+    if probe_modes is not None:
+        modes = _checked_modes(np.asarray(probe_modes).astype(np.complex64), probe, where)
+        probe_tensors["modes.real"] = np.ascontiguousarray(modes.real, dtype=np.float32)
+        probe_tensors["modes.imag"] = np.ascontiguousarray(modes.imag, dtype=np.float32)
     tensors = {}
     for name, array in weights.items():
         if not isinstance(name, str) or not name:
@@ -126,12 +139,7 @@ def save_bundle(
     members: dict[str, bytes] = {
         CONFIG: json.dumps(config, indent=2).encode("utf-8"),
         SCALES: json.dumps(scales.to_dict(), indent=2).encode("utf-8"),
-        PROBE: safetensors.numpy.save(
-            {
-                "probe.real": np.ascontiguousarray(probe.real, dtype=np.float32),
-                "probe.imag": np.ascontiguousarray(probe.imag, dtype=np.float32),
-            }
-        ),
+        PROBE: safetensors.numpy.save(probe_tensors),
         WEIGHTS: safetensors.numpy.save(tensors),
     }
     for name, data in (extras or {}).items():
@@ -156,6 +164,15 @@ def save_bundle(
             for name, data in members.items():
                 zf.writestr(name, data)
     return path
+
+
+def _checked_modes(modes: np.ndarray, probe: np.ndarray, where: str) -> np.ndarray:
+    if modes.ndim != 3 or modes.shape[1:] != probe.shape or len(modes) < 2:
+        raise BundleError(f"{where}: probe modes must be (K, {probe.shape[0]}, {probe.shape[1]}) with K >= 2, "
+                          f"got shape {modes.shape}")
+    if not np.array_equal(modes[0], probe):
+        raise BundleError(f"{where}: the first probe mode must equal the probe")
+    return modes
 
 
 def _json_object(data: bytes, member: str, where: str) -> dict[str, Any]:
@@ -247,9 +264,10 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
         raise BundleError(f"{where}: {SCALES} is not a valid scale contract ({exc})") from exc
 
     parts = _tensors(members[PROBE], PROBE, where)
-    if set(parts) != {"probe.real", "probe.imag"}:
+    if set(parts) not in ({"probe.real", "probe.imag"}, {"probe.real", "probe.imag", "modes.real", "modes.imag"}):
         raise BundleError(
-            f"{where}: {PROBE} must hold exactly 'probe.real' and 'probe.imag', got {sorted(parts)}"
+            f"{where}: {PROBE} must hold exactly 'probe.real' and 'probe.imag' (and 'modes.real', "
+            f"'modes.imag' for incoherent modes), got {sorted(parts)}"
         )
     real = _as_float32("probe.real", parts["probe.real"], f"{where} {PROBE}")
     imag = _as_float32("probe.imag", parts["probe.imag"], f"{where} {PROBE}")
@@ -259,6 +277,14 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
         )
     probe = (real + 1j * imag).astype(np.complex64)
     _check_probe(probe, scales, f"{where} {PROBE}")
+    probe_modes = None
+    if "modes.real" in parts:
+        modes_real = _as_float32("modes.real", parts["modes.real"], f"{where} {PROBE}")
+        modes_imag = _as_float32("modes.imag", parts["modes.imag"], f"{where} {PROBE}")
+        if modes_real.shape != modes_imag.shape:
+            raise BundleError(f"{where}: {PROBE} modes.real {modes_real.shape} and modes.imag "
+                              f"{modes_imag.shape} differ in shape")
+        probe_modes = _checked_modes((modes_real + 1j * modes_imag).astype(np.complex64), probe, f"{where} {PROBE}")
 
     weights = {
         name: _as_float32(name, array, f"{where} {WEIGHTS}")
@@ -269,7 +295,7 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
         for name, data in members.items()
         if name.startswith(EXTRA_PREFIX)
     }
-    return Bundle(config, scales, probe, weights, manifest, path, extras)
+    return Bundle(config, scales, probe, weights, manifest, path, extras, probe_modes)
 
 
 def check_weights(

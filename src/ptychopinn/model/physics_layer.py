@@ -37,6 +37,9 @@ class PhysicsOps(Protocol):
 
     def repeat_members(self, patch: Any, channels: int) -> Any: ...
 
+    def add_incoherent_modes(self, amplitude: Any, object_patches: Any, extra_modes: Any,
+                             mask: Any | None = None) -> Any: ...
+
     def reshape(self, tensor: Any, shape: tuple[int, ...]) -> Any: ...
 
 
@@ -72,8 +75,12 @@ def physics_forward(
     probe: Any,
     probe_mask: Any | None,
     support: Any,
+    extra_modes: Any | None = None,
 ) -> ForwardOutput:
-    """Raw patches (B, C', N, N) of a batch of groups → the :class:`ForwardOutput`."""
+    """Raw patches (B, C', N, N) of a batch of groups → the :class:`ForwardOutput`.
+
+    ``extra_modes`` (K − 1, N, N): incoherent probe modes beside ``probe`` (mode 0); their
+    intensities add to mode 0's, Â = √(Σ_k |F(P_k · O)|²) (``physics.forward.incoherent_amplitude``)."""
     if arch.object_big and arch.channels > 1:
         patches, canvas = ops.merge_and_reextract(raw_patches, offsets_xy, support, arch.canvas_size)
         group_object = ops.crop_centre(canvas, arch.patch_size)
@@ -87,6 +94,8 @@ def physics_forward(
         patches, canvas = shared_patch(ops, raw_patches, offsets_xy, arch.patch_size), None
         group_object = raw_patches[:, 0]
     amplitude = ops.far_field_amplitude(ops.illuminate(patches, probe, probe_mask))
+    if extra_modes is not None:
+        amplitude = ops.add_incoherent_modes(amplitude, patches, extra_modes, probe_mask)
     return ForwardOutput(amplitude, patches, group_object, raw_patches, canvas)
 
 

@@ -33,6 +33,16 @@ class TrainedModel:
     source: Path | None = None
     # general models: the range of the training probes' statistics (ptychopinn.model.general)
     training_probes: dict[str, list[float]] | None = None
+    # (K, N, N) normalised incoherent modes, mode 0 = ``probe``; None for a single coherent probe
+    probe_modes: np.ndarray | None = None
+    # a probe learned in training: sha256 of the normalised guess it started from
+    # (ptychopinn.api.probe_digest); inference keeps the learned probe for a scan with that guess
+    probe_guess_digest: str | None = None
+
+    @property
+    def probes(self) -> np.ndarray:
+        """(K, N, N) every probe mode, K = 1 for a coherent probe."""
+        return self.probe_modes if self.probe_modes is not None else np.asarray(self.probe)[np.newaxis]
 
     @property
     def patch_size(self) -> int:
@@ -46,16 +56,21 @@ class TrainedModel:
         """The ``backend``'s network holding these weights, in inference mode: a torch
         ``PtychoPINN`` on ``device``, or a built Keras network. The bundle holds canonical
         (torch-layout) weights whichever backend trained it; the backend converts them."""
-        return get_backend(backend).build_module(self.architecture(), self.probe, self.weights,
-                                                 device=device, source=str(self.source or "model"))
+        backend = get_backend(backend)
+        # the torch network adds the modes' intensities in its physics layer; TensorFlow's has one probe
+        probe = self.probes if backend.name == "torch" and self.probe_modes is not None else self.probe
+        return backend.build_module(self.architecture(), probe, self.weights,
+                                    device=device, source=str(self.source or "model"))
 
     def save(self, path: str | Path) -> Path:
         config = {"settings": self.settings.to_plain(), "geometry": asdict(self.geometry)}
         if self.training_probes is not None:
             config["training_probes"] = self.training_probes
+        if self.probe_guess_digest is not None:
+            config["probe_guess_sha256"] = self.probe_guess_digest
         return save_bundle(
             path, config=config, scales=self.scales, probe=self.probe, weights=self.weights,
-            backend=self.backend,
+            backend=self.backend, probe_modes=self.probe_modes,
         )
 
     @classmethod
@@ -66,7 +81,8 @@ class TrainedModel:
         except (KeyError, TypeError, ValueError) as error:
             raise BundleError(f"bundle {bundle.path}: config.json is not a valid model config: {error}") from None
         return cls(settings, geometry, bundle.scales, bundle.probe, bundle.weights,
-                   bundle.backend, bundle.path, bundle.config.get("training_probes"))
+                   bundle.backend, bundle.path, bundle.config.get("training_probes"),
+                   bundle.probe_modes, bundle.config.get("probe_guess_sha256"))
 
 
 def load_model(path: str | Path) -> TrainedModel:

@@ -57,3 +57,13 @@ def forward_amplitude(
 ) -> np.ndarray:
     """Predicted far-field amplitude Â = |Ψ| of each object patch under the probe."""
     return np.abs(far_field(illuminate(object_patches, probe, mask)))
+
+
+def incoherent_amplitude(
+    object_patches: np.ndarray, probe_modes: np.ndarray, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Predicted amplitude under K mutually incoherent probe modes (K, N, N): the intensities add,
+    Â = √(Σ_k |F(P_k · O)|²). One mode gives :func:`forward_amplitude`."""
+    modes = np.asarray(probe_modes)
+    waves = illuminate(np.asarray(object_patches)[..., np.newaxis, :, :], modes, mask)
+    return np.sqrt(np.sum(np.abs(far_field(waves)) ** 2, axis=-3))

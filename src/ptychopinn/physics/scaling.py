@@ -16,6 +16,8 @@ import numpy as np
 
 def mean_total_counts(diffraction: np.ndarray) -> float:
     """n̄ = mean over patterns of Σ X² (float64): mean total counts when X = sqrt(counts)."""
+    if hasattr(diffraction, "pattern_energies"):  # patterns read lazily: one chunked pass, kept
+        return float(np.mean(diffraction.pattern_energies()))
     x = np.asarray(diffraction, dtype=np.float64)
     if x.ndim < 2 or x.size == 0:
         raise ValueError("diffraction must be a non-empty stack of patterns")
@@ -24,7 +26,7 @@ def mean_total_counts(diffraction: np.ndarray) -> float:
 
 def input_scale(diffraction: np.ndarray) -> float:
     """a = sqrt((N/2)² / mean_patterns Σ X²), so the mean pattern energy of a·X is (N/2)²."""
-    n = np.asarray(diffraction).shape[-1]
+    n = np.shape(diffraction)[-1]
     energy = mean_total_counts(diffraction)
     if not energy > 0:
         raise ValueError("diffraction has zero total energy; cannot normalise it")
@@ -65,7 +67,7 @@ class ScaleContract:
 
         ``nphotons`` overrides the measured n̄ only for data that are not in counts.
         """
-        n = int(np.asarray(diffraction).shape[-1])
+        n = int(np.shape(diffraction)[-1])
         measured = mean_total_counts(diffraction)
         mean_counts = float(nphotons) if nphotons is not None else measured
         if not mean_counts > 0:

@@ -46,7 +46,8 @@ class TensorFlowBackend:
         result = train_tf(run.grouped, run.settings, run.scales, run.probe, run.arch, Path(run.output_dir),
                           quiet=run.quiet, batch_observers=run.batch_observers,
                           initial_weights=run.initial_weights, jit_compile=self.jit_compile)
-        return TrainingResult(result.weights, result.epochs_run, result.device, result.metrics_csv)
+        return TrainingResult(result.weights, result.epochs_run, result.device, result.metrics_csv,
+                              collapse_warnings=[c.message() for c in result.collapse_checks if not c.healthy])
 
     def build_module(
         self,

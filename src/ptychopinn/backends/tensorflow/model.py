@@ -213,6 +213,7 @@ def keras_classes():
             )
             self.photon_scale = 1.0
             self.loss_weights: dict = {}
+            self.valid_pixels = None  # (N, N) float32, 1 where the detector measured; None: all
             self.batch_observers: list = []
             self._observed_batches = {"train": 0, "val": 0}
             self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -243,10 +244,14 @@ def keras_classes():
 
         # -- training (Model.fit) --------------------------------------------------------------
 
-        def configure_training(self, photon_scale: float, loss_weights: dict, observers=()) -> None:
+        def configure_training(self, photon_scale: float, loss_weights: dict, observers=(),
+                               valid_pixels=None) -> None:
+            """``valid_pixels`` (N, N) bool: the detector pixels the loss compares (None: all)."""
             self.photon_scale = float(photon_scale)
             self.loss_weights = dict(loss_weights)
             self.batch_observers = list(observers)
+            self.valid_pixels = (None if valid_pixels is None
+                                 else tf.constant(np.asarray(valid_pixels, dtype=np.float32)))
 
         @property
         def metrics(self):
@@ -254,7 +259,9 @@ def keras_classes():
 
         def loss_of(self, diffraction, offsets_xy):
             output = self.forward(diffraction, offsets_xy)
-            return data_loss(output.amplitude, diffraction, self.photon_scale, self.loss_weights), output
+            loss = data_loss(output.amplitude, diffraction, self.photon_scale, self.loss_weights,
+                             self.valid_pixels)
+            return loss, output
 
         def train_step(self, data):
             diffraction, offsets = data

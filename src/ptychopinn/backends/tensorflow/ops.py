@@ -129,3 +129,16 @@ def repeat_members(patch, channels: int):
 
 def reshape(tensor, shape: tuple[int, ...]):
     return tensorflow().reshape(tensor, shape)
+
+
+INTENSITY_FLOOR = 1e-12  # = ptychopinn.backends.torch.ops.INTENSITY_FLOOR
+
+
+def add_incoherent_modes(amplitude, object_patches, extra_modes, mask=None):
+    """Mode 0's amplitude (B, C, N, N) with the intensities of the incoherent ``extra_modes``
+    (K − 1, N, N) added, as the torch op. (Training with modes needs the torch backend; this
+    twin keeps the physics layer's operations complete in both.)"""
+    tf = tensorflow()
+    waves = illuminate(object_patches[:, :, None], tf.cast(extra_modes, tf.complex64), mask)
+    extra = tf.reduce_sum(far_field_amplitude(waves) ** 2, axis=2)
+    return tf.sqrt(tf.maximum(amplitude**2 + extra, INTENSITY_FLOOR))

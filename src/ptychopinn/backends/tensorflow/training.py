@@ -26,7 +26,7 @@ import functools
 import io
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,11 +43,13 @@ from ptychopinn.backends.tensorflow.runtime import keras as load_keras
 from ptychopinn.backends.tensorflow.weights import load_canonical, to_canonical
 from ptychopinn.config import Settings
 from ptychopinn.data.grouped import GroupedScan, epoch_order, split_groups
+from ptychopinn.diagnostics.collapse import CollapseMonitor, illuminated_pixels
 from ptychopinn.model.architecture import Architecture
 from ptychopinn.physics.scaling import ScaleContract
 
 log = logging.getLogger(__name__)
 
+COLLAPSE_SAMPLE_GROUPS = 32  # = ptychopinn.backends.torch.training.COLLAPSE_SAMPLE_GROUPS
 ADAM_EPSILON = 1e-8  # torch.optim.Adam's default (Keras's is 1e-7)
 SUPPORTED_PRECISION = ("32-true", "32", "32-bit", "auto")  # auto: float32 here, as on a CPU
 
@@ -59,6 +61,7 @@ class TFTrainingResult:
     metrics_csv: Path | None
     device: str
     history: dict[str, list[float]]
+    collapse_checks: list = field(default_factory=list)  # CollapseCheck per epoch
 
 
 def check_settings(settings: Settings) -> None:
@@ -67,6 +70,12 @@ def check_settings(settings: Settings) -> None:
     if str(config.precision) not in SUPPORTED_PRECISION:
         raise ValueError(f"precision {config.precision!r} is not available with the tensorflow backend "
                          "(it trains in float32: use 32-true, or --backend torch)")
+    if config.learn_probe:
+        raise ValueError("--learn-probe needs the torch backend (the tensorflow backend trains with the "
+                         "scan's probe fixed)")
+    if (settings.physics.probe_modes or 1) > 1:
+        raise ValueError("--probe-modes above 1 needs the torch backend (the tensorflow backend trains "
+                         "with one coherent probe)")
     if str(config.devices) not in ("1", "auto") or config.num_nodes != 1 or config.strategy != "auto":
         raise ValueError(f"devices={config.devices!r}, num_nodes={config.num_nodes}, strategy={config.strategy!r}: "
                          "the tensorflow backend trains on one device (distributed training needs --backend torch)")
@@ -91,6 +100,10 @@ def train_tf(
     ``observe(phase, batch_idx, (x, offsets), output)`` with NumPy arrays) make fit run eagerly.
     """
     check_settings(settings)
+    if np.ndim(probe) == 3 and len(probe) > 1:
+        raise ValueError(f"the scan's probe has {len(probe)} incoherent modes: training with them needs the "
+                         "torch backend (--backend torch); the tensorflow backend never reduces them to one")
+    probe = np.asarray(probe).reshape(-1, *np.shape(probe)[-2:])[0]
     tf = tensorflow()
     keras = load_keras()
     config = settings.training
@@ -110,7 +123,8 @@ def train_tf(
         network = build_network(arch, probe)
         if initial_weights is not None:
             load_canonical(network, initial_weights, source="initial weights")
-        network.configure_training(scales.photon_scale, config.loss, batch_observers or ())
+        network.configure_training(scales.photon_scale, config.loss, batch_observers or (),
+                                   valid_pixels=grouped.scan.valid_pixels)
         network.compile(
             optimizer=classes.TorchAdam(learning_rate=config.learning_rate, epsilon=ADAM_EPSILON),
             jit_compile=jit and not batch_observers, run_eagerly=bool(batch_observers),
@@ -119,7 +133,10 @@ def train_tf(
         train_data = classes.GroupBatches(grouped, train_idx, batch_size, True, config.seed)
         val_data = (classes.GroupBatches(grouped, val_idx, batch_size, False, config.seed)
                     if len(val_idx) else None)
+        watch = classes.CollapseWatch(network, grouped.diffraction(np.asarray(train_idx)[:COLLAPSE_SAMPLE_GROUPS]),
+                                      illuminated_pixels(probe), amplitude_bound(arch))
         callbacks = [
+            watch,
             classes.FinalDecay(config),  # before MetricsCSV, which records the rate the epoch uses
             classes.MetricsCSV(metrics_csv, network),
             classes.ReduceLROnPlateau(monitor, config.lr_factor, config.lr_patience, config.min_lr),
@@ -134,12 +151,21 @@ def train_tf(
         metrics_csv=metrics_csv if metrics_csv.exists() else None,
         device=device,
         history={k: [float(v) for v in values] for k, values in history.history.items()},
+        collapse_checks=watch.checks,
     )
+
+
+def amplitude_bound(arch: Architecture) -> float:
+    """The amplitude activation's upper bound (2 · sigmoid or sigmoid)."""
+    from ptychopinn.config import AmplitudeActivation
+
+    return 2.0 if arch.amplitude_activation is AmplitudeActivation.scaled_sigmoid else 1.0
 
 
 @dataclass(frozen=True)
 class _TrainingClasses:
     GroupBatches: type
+    CollapseWatch: type
     FinalDecay: type
     ReduceLROnPlateau: type
     MetricsCSV: type
@@ -283,4 +309,22 @@ def keras_training_classes() -> _TrainingClasses:
         def get_config(self):
             return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
-    return _TrainingClasses(GroupBatches, FinalDecay, ReduceLROnPlateau, MetricsCSV, TorchAdam)
+    class CollapseWatch(keras.callbacks.Callback):
+        """The torch backend's ``CollapseWatch``: after every epoch, the predicted patches of a
+        fixed sample of groups are judged (:mod:`ptychopinn.diagnostics.collapse`)."""
+
+        def __init__(self, network, diffraction, illuminated, bound: float):
+            super().__init__()
+            self.network, self.diffraction = network, diffraction
+            self.monitor = CollapseMonitor(illuminated, bound)
+            self.checks: list = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            patches = np.asarray(self.network.generator(self.network.input_features(self.diffraction)))
+            self.monitor.update(np.abs(patches), np.angle(patches))
+            check = self.monitor.finish(epoch)
+            self.checks.append(check)
+            if not check.healthy:
+                log.warning("%s", check.message())
+
+    return _TrainingClasses(GroupBatches, CollapseWatch, FinalDecay, ReduceLROnPlateau, MetricsCSV, TorchAdam)

@@ -39,7 +39,8 @@ class TorchBackend:
                              Path(run.output_dir), resume=run.resume, quiet=run.quiet,
                              batch_observers=run.batch_observers, initial_weights=run.initial_weights)
         return TrainingResult(torch_weights(result.model), result.epochs_run, result.device,
-                              result.metrics_csv)
+                              result.metrics_csv, learned_probe=result.learned_probe,
+                              collapse_warnings=[c.message() for c in result.collapse_checks if not c.healthy])
 
     def build_module(
         self,

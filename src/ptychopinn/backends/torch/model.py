@@ -167,13 +167,19 @@ def build_generator(arch: Architecture) -> nn.Module:
 
 
 class PtychoPINN(nn.Module):
-    """Generator + physics layer (merge/re-extract, probe, far field)."""
+    """Generator + physics layer (merge/re-extract, probe, far field).
+
+    ``probe``: the normalised probe (N, N), or K incoherent modes (K, N, N) whose intensities
+    add in the physics layer; mode 0 alone feeds the back-projected input and stands for the
+    probe elsewhere. The probe is a buffer, never a weight: the bundle stores it separately."""
 
     def __init__(self, arch: Architecture, probe: torch.Tensor):
         super().__init__()
         self.arch = arch
         self.generator = build_generator(arch)
-        self.register_buffer("probe", probe.to(torch.complex64), persistent=False)
+        modes = probe.to(torch.complex64).reshape(-1, *probe.shape[-2:])
+        self.register_buffer("probe", modes[0], persistent=False)
+        self.register_buffer("extra_modes", modes[1:] if len(modes) > 1 else None, persistent=False)
         mask = torch.as_tensor(disk_mask(arch.patch_size), device=probe.device) if arch.probe_mask else None
         self.register_buffer("probe_mask", mask, persistent=False)
         self.register_buffer("support", torch.as_tensor(head_support(arch), device=probe.device),
@@ -197,20 +203,36 @@ class PtychoPINN(nn.Module):
         offsets_xy: torch.Tensor,
         raw_patches: torch.Tensor | None = None,
         probes: torch.Tensor | None = None,
+        modes: torch.Tensor | None = None,
     ) -> ForwardOutput:
         """``raw_patches``: the generator's patches for ``diffraction`` when the caller already
         has them (:class:`ScanPatchCache` at inference); the physics layer is the same either way.
         ``probes`` (B, 1, N, N): each sample's own normalised probe (pretraining on many probes),
-        used by the input features and the physics layer; None = the model's probe."""
+        used by the input features and the physics layer; None = the model's probe.
+        ``modes`` (K, N, N): the probe being learned (training with a learned probe), in place of
+        the model's for every sample."""
+        if modes is not None:
+            if raw_patches is None:
+                raw_patches = self.generate(diffraction, learned_probe=modes[0])
+            probe, extra = modes[0], (modes[1:] if len(modes) > 1 else None)
+        else:
+            probe = self.probe if probes is None else probes.to(torch.complex64)
+            extra = self.extra_modes if probes is None else None
         raw = self.generate(diffraction, probes) if raw_patches is None else raw_patches
-        probe = self.probe if probes is None else probes.to(torch.complex64)
         # the physics stays in float32 under mixed precision: FFTs and the Poisson rate need it
         with torch.autocast(diffraction.device.type, enabled=False):
             return physics_forward(ops, self.arch, raw.to(torch.complex64), offsets_xy.float(), probe,
-                                   self.probe_mask, self.support)
+                                   self.probe_mask, self.support, extra)
 
-    def generate(self, diffraction: torch.Tensor, probes: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C, N, N) normalised amplitudes → the generator's (B, C', N, N) object patches."""
+    def generate(self, diffraction: torch.Tensor, probes: torch.Tensor | None = None,
+                 learned_probe: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C, N, N) normalised amplitudes → the generator's (B, C', N, N) object patches.
+        ``learned_probe`` (N, N): the probe being learned, for the back-projected input."""
+        if learned_probe is not None and self.arch.input_mode is InputMode.backprojection:
+            # detached: the input features are a heuristic first estimate; the probe learns from
+            # the physics alone, not from what makes the network's input convenient
+            filters = per_sample_filters(learned_probe.detach()[None, None])
+            return self.generator(input_features(diffraction, *filters))
         return self.generator(self.input_features(diffraction, probes))
 
 

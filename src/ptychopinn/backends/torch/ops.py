@@ -52,6 +52,23 @@ def illuminate(
     return wave * mask if mask is not None else wave
 
 
+# the square root's gradient is infinite at 0: an intensity this small (in normalised units, where
+# a bright pixel is ~1) is treated as this small instead
+INTENSITY_FLOOR = 1e-12
+
+
+def add_incoherent_modes(
+    amplitude: torch.Tensor, object_patches: torch.Tensor, extra_modes: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mode 0's amplitude (B, C, N, N) with the intensities of the incoherent ``extra_modes``
+    (K − 1, N, N) added: √(|F(P_0 O)|² + Σ_k |F(P_k O)|²)."""
+    waves = illuminate(object_patches[:, :, None], extra_modes, mask)
+    field = torch.fft.fft2(waves, norm="ortho")  # the shift is irrelevant to a pixelwise sum of …
+    extra = torch.fft.fftshift((field.real**2 + field.imag**2).sum(dim=2), dim=(-2, -1))  # … intensities
+    return torch.sqrt((amplitude**2 + extra).clamp_min(INTENSITY_FLOOR))
+
+
 def pad_to(patches: torch.Tensor, size: int) -> torch.Tensor:
     """Zero-pad (..., N, N) centred to (..., size, size); centre N/2 maps to size/2."""
     n = patches.shape[-1]

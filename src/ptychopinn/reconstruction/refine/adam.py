@@ -1,5 +1,7 @@
-"""Adam steps of the refinement: on the object canvas (optimizer ``adam``) and on the probe
-(``refine_probe``, whichever optimiser steps the object)."""
+"""Adam steps of the refinement's object canvas (optimizer ``adam``). The probe has its own
+ePIE-like step whichever optimiser steps the object (:class:`.mpie.ProbeSteps`): Adam's per-pixel
+normalised probe steps moved the probe's dark pixels as fast as its bright ones, and a probe with
+free power diverged (issue 27)."""
 
 from __future__ import annotations
 
@@ -9,26 +11,17 @@ from ptychopinn.config import RefineOptimizer, RefineOptions
 
 
 class AdamSteps:
-    """One ``torch.optim.Adam`` over the parameters Adam steps; a no-op when there are none."""
+    """One ``torch.optim.Adam`` over the canvas under optimizer adam; a no-op otherwise."""
 
-    def __init__(self, canvas: torch.nn.Parameter, probe: torch.Tensor, options: RefineOptions):
+    def __init__(self, canvas: torch.nn.Parameter, options: RefineOptions):
         self.options = options
-        groups = []
-        if options.optimizer is RefineOptimizer.adam:
-            groups.append({"params": [canvas], "lr": options.step_size, "role": "object"})
-        if options.refine_probe:
-            groups.append({"params": [probe], "lr": 0.0, "role": "probe"})
-        self.optimizer = torch.optim.Adam(groups) if groups else None
+        adam = options.optimizer is RefineOptimizer.adam
+        self.optimizer = torch.optim.Adam([canvas], lr=options.step_size) if adam else None
 
-    def set_step_fraction(self, fraction: float, pass_index: int) -> None:
-        """Scale the steps to ``fraction`` of their full size (the schedule); the probe's steps
-        start at ``probe_start_pass``."""
-        probe_active = pass_index >= self.options.probe_start_pass
+    def set_step_fraction(self, fraction: float) -> None:
+        """Scale the steps to ``fraction`` of their full size (the schedule)."""
         for group in self.optimizer.param_groups if self.optimizer is not None else ():
-            if group["role"] == "object":
-                group["lr"] = fraction * self.options.step_size
-            else:
-                group["lr"] = fraction * self.options.probe_learning_rate if probe_active else 0.0
+            group["lr"] = fraction * self.options.step_size
 
     def zero_grad(self) -> None:
         if self.optimizer is not None:

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class RefinementResult:
     reconstruction: Reconstruction
     loss_per_pass: list[float]
-    probe: np.ndarray
+    probe: np.ndarray  # (N, N) the refined probe's strongest mode, in the scan's probe units
     seconds: float
     pass_metrics: list[dict] = field(default_factory=list)
     start: str = "given"  # "given" or "flat": the start the result was refined from
@@ -38,6 +38,8 @@ class RefinementResult:
     # passes auto: the data misfit after every pass, in units of the Poisson floor, and why it stopped
     excess_per_pass: list[float] = field(default_factory=list)
     stop_reason: str = ""
+    # (K, N, N) every refined incoherent probe mode, strongest first (probe_modes[0] is ``probe``)
+    probe_modes: np.ndarray | None = None
 
 
 def refine(
@@ -87,16 +89,28 @@ def refine(
                 pass_metrics.append({"pass": pass_index + 1, **extra})
         if options.until_fitted and rival is None:
             # the fit of the object as it is saved (weakly lit pixels dropped), the one reported
-            excess_per_pass.append(data_fit(scan, problem.reconstruction(), device=device).excess)
+            excess_per_pass.append(
+                data_fit(scan, problem.reconstruction(), device=device, probes=_probes_found(problem, scan)).excess)
             stop_reason = fitted_enough(excess_per_pass, options.auto_target_excess)
             if stop_reason:
                 break
     seconds = time.perf_counter() - start
     log.info("refinement: %d passes in %.1f s, final loss %.4g%s", len(losses), seconds,
              losses[-1] if losses else float("nan"), f" ({stop_reason})" if stop_reason else "")
-    return RefinementResult(problem.reconstruction(), losses, problem.probe_numpy(), seconds, pass_metrics,
+    probes = _probes_found(problem, scan)
+    probes = scan.probes if probes is None else probes
+    return RefinementResult(problem.reconstruction(), losses, probes[0], seconds, pass_metrics,
                             start_name, rival_losses, options.optimizer.value, excess_per_pass,
-                            stop_reason or ("the pass budget ran out" if options.until_fitted else ""))
+                            stop_reason or ("the pass budget ran out" if options.until_fitted else ""),
+                            probes)
+
+
+def _probes_found(problem: RefinementProblem, scan: Scan) -> np.ndarray | None:
+    """The problem's probe modes in the scan's units, or None where they are the scan's own (a fixed
+    probe of as many modes): the data fit then uses the scan's probe exactly, not a rescaled copy."""
+    if not problem.options.refine_probe and len(problem.probe) == scan.n_probe_modes:
+        return None
+    return problem.probes_numpy()
 
 
 # passes auto stops when the misfit falls by less than this fraction over PLATEAU_PASSES passes: at

@@ -1,5 +1,6 @@
-"""One refinement problem: the object canvas and the probe, the measured amplitudes, the forward
-model |F(P · O)| at every scan position and the data loss (docs/design/spec.md#stitching-and-refinement)."""
+"""One refinement problem: the object canvas and the probe modes, the measured amplitudes, the forward
+model sqrt(Σ_k |F(P_k · O)|²) at every scan position and the data loss over the detector's valid
+pixels (docs/design/spec.md#stitching-and-refinement)."""
 
 from __future__ import annotations
 
@@ -12,19 +13,28 @@ import torch
 from ptychopinn.backends.torch.extract import extract_patches
 from ptychopinn.backends.torch.ops import far_field_amplitude
 from ptychopinn.config import RefineLoss, RefineOptimizer, RefineOptions
+from ptychopinn.data.lazy import patterns_on_device
 from ptychopinn.data.scan import Scan
 from ptychopinn.physics.forward import extract_patches as extract_reference
 from ptychopinn.physics.probe import normalize_probe
-from ptychopinn.physics.scaling import input_scale, mean_total_counts
+from ptychopinn.physics.scaling import mean_total_counts
 from ptychopinn.reconstruction.refine.adam import AdamSteps
-from ptychopinn.reconstruction.refine.mpie import PieSteps
+from ptychopinn.reconstruction.refine.modes import orthogonalized, starting_modes, with_total_power
+from ptychopinn.reconstruction.refine.mpie import LIT_FRACTION, PieSteps, ProbeSteps
 from ptychopinn.reconstruction.result import Reconstruction
 
 
 class RefinementProblem:
-    """Canvas, probe, data and optimiser steps of one refinement run."""
+    """Canvas, probe modes, data and optimiser steps of one refinement run.
 
-    def __init__(self, scan: Scan, init: Reconstruction | None, options: RefineOptions, device):
+    ``probes`` (K, N, N), when given, replaces the scan's probe modes (e.g. a refined probe); the
+    problem refines ``options.probe_modes`` modes (auto as :meth:`RefineOptions.mode_count` says).
+    Bad detector pixels (``scan.bad_pixels``) are left out of the loss, the steps and the misfit."""
+
+    def __init__(self, scan: Scan, init: Reconstruction | None, options: RefineOptions, device,
+                 probes: np.ndarray | None = None):
+        own_modes = scan.n_probe_modes if probes is None else (1 if np.ndim(probes) == 2 else len(probes))
+        options = options.with_probe_resolved(scan, own_modes)
         self.options = options
         self.device = device
         n = scan.patch_size
@@ -35,9 +45,25 @@ class RefinementProblem:
         width = math.ceil(positions[:, 0].max() + n / 2) + options.margin + 1 - self.origin_xy[0]
         height = math.ceil(positions[:, 1].max() + n / 2) + options.margin + 1 - self.origin_xy[1]
         self.shape = (height, width)
-        # The probe scaled to the counts: |F(P_c · O)| ≈ X for the object the network predicts.
-        self.scaled_probe = normalize_probe(scan.probe) / input_scale(scan.diffraction)
-        self.measured = torch.tensor(scan.diffraction, dtype=torch.float32, device=device)
+        valid = np.ones((n, n), dtype=bool) if scan.valid_pixels is None else scan.valid_pixels
+        # bad pixels hold garbage: every use of the data multiplies by this mask
+        self.valid = torch.tensor(valid, dtype=torch.float32, device=device)
+        self.valid_pixel_count = int(valid.sum())
+        # mean counts per pattern, the bad pixels' share estimated from the valid ones
+        self.measured_counts = valid_mean_counts(scan.diffraction, valid) * valid.size / self.valid_pixel_count
+        if not self.measured_counts > 0:
+            raise ValueError(f"{scan.source or 'the scan'}: the patterns hold no counts on the valid "
+                             "detector pixels; cannot scale the probe to them")
+        modes = scan.probes if probes is None else np.asarray(probes, dtype=np.complex64)
+        modes = modes[np.newaxis] if modes.ndim == 2 else modes
+        # The probe scaled to the counts: |F(P_c · O)| ≈ X for the object the network predicts
+        # (normalize_probe / input_scale, with the counts of the valid pixels).
+        self.probe_scale = float(np.sum(np.abs(normalize_probe(modes[0]))) / np.sum(np.abs(modes[0])))
+        self.probe_scale *= math.sqrt(self.measured_counts) / (n / 2)
+        self.scaled_probes = starting_modes(modes * self.probe_scale, options.probe_modes)
+        self.scaled_probe = self.scaled_probes[0]
+        # a lazily read scan streams its patterns batch by batch instead (ptychopinn.data.lazy)
+        self.measured = patterns_on_device(scan.diffraction, device)
         top_left = np.stack([positions[:, 1] - n / 2 - self.origin_xy[1],
                              positions[:, 0] - n / 2 - self.origin_xy[0]], axis=1)
         self.top_left = torch.tensor(top_left, dtype=torch.float64, device=device)
@@ -52,16 +78,17 @@ class RefinementProblem:
 
     def _start(self, scan: Scan, init: Reconstruction | None) -> None:
         """The learnable canvas (and probe) from ``init`` or flat, with fresh optimiser steps."""
-        start = self._initial_object(init, self.shape, mean_total_counts(scan.diffraction), self.scaled_probe)
-        start = start * self._energy_match(start, scan, self.scaled_probe)
+        start = self._initial_object(init, self.shape, self.measured_counts, self.scaled_probes)
+        start = start * self._energy_match(start, scan, self.scaled_probes)
         self.canvas = torch.nn.Parameter(
             torch.view_as_real(torch.tensor(start, dtype=torch.complex64)).to(self.device))
-        self.probe = torch.tensor(self.scaled_probe, dtype=torch.complex64, device=self.device)
+        self.probe = torch.tensor(self.scaled_probes, dtype=torch.complex64, device=self.device)
         mpie = self.options.optimizer is RefineOptimizer.mpie
         self.pie_steps = PieSteps(self) if mpie else None
-        if self.options.refine_probe:
-            self.probe = torch.nn.Parameter(torch.view_as_real(self.probe).clone())
-        self.adam_steps = AdamSteps(self.canvas, self.probe, self.options)
+        self.probe_steps = ProbeSteps(self) if self.options.probe_refined else None
+        if self.probe_steps is not None:
+            self.probe.requires_grad_(True)
+        self.adam_steps = AdamSteps(self.canvas, self.options)
 
     def flat_rival(self, scan: Scan) -> RefinementProblem:
         """The same problem from a flat start: it shares the measured patterns, the positions and
@@ -86,56 +113,76 @@ class RefinementProblem:
         canvas[target_r[keep], target_c[keep]] = init.object[rows[keep], cols[keep]]
         return canvas
 
-    def _energy_match(self, start: np.ndarray, scan: Scan, probe: np.ndarray, sample: int = 64) -> float:
+    def _energy_match(self, start: np.ndarray, scan: Scan, probes: np.ndarray, sample: int = 64) -> float:
         """Factor that gives the starting object's patterns the measured mean energy: object and
         probe scale are not separately identifiable, so any initial object is brought to the
-        scale of this probe."""
+        scale of this probe (all its modes)."""
         picks = np.linspace(0, scan.n_patterns - 1, min(sample, scan.n_patterns)).astype(int)
         centres = scan.positions_xy[picks] - np.array(self.origin_xy)
-        patches = extract_reference(start, centres, self.n) * probe
-        predicted = np.mean(np.sum(np.abs(patches) ** 2, axis=(1, 2)))
-        measured = mean_total_counts(scan.diffraction[picks])
+        patches = extract_reference(start, centres, self.n)
+        # Parseval: Σ_k Σ |F(P_k · O)|² = Σ |O|² Σ_k |P_k|²
+        intensity = np.sum(np.abs(probes.astype(np.complex128)) ** 2, axis=0)
+        predicted = np.mean(np.sum(np.abs(patches) ** 2 * intensity, axis=(1, 2)))
+        valid = self.valid.cpu().numpy()
+        measured = mean_total_counts(np.asarray(scan.diffraction[picks]) * valid) * valid.size / valid.sum()
         return float(np.sqrt(measured / predicted)) if predicted > 0 else 1.0
 
     def run_pass(self, batches: list, fractions: list[float], pass_index: int) -> float:
         """One pass over the positions, batch by batch at the given step fractions: the mean loss."""
         total = 0.0
+        probe_moves = self.probe_steps is not None and pass_index >= self.options.probe_start_pass
         for batch, fraction in zip(batches, fractions, strict=True):
-            self.adam_steps.set_step_fraction(fraction, pass_index)
-            total += self.step(batch, fraction) * len(batch)
+            self.adam_steps.set_step_fraction(fraction)
+            total += self.step(batch, fraction, probe_moves) * len(batch)
+        if probe_moves and len(self.probe) > 1:
+            # unitary mixing of the modes leaves the patterns unchanged: orthogonal modes ordered by
+            # power are the unique representative, and keep a weak mode from copying a strong one
+            with torch.no_grad():
+                self.probe.copy_(orthogonalized(self.probe))
         return total / sum(len(batch) for batch in batches)
 
     def predicted(self, batch: torch.Tensor) -> torch.Tensor:
-        """|F(P · O)| at the positions ``batch`` for the current object and probe."""
+        """sqrt(Σ_k |F(P_k · O)|²) at the positions ``batch`` for the current object and probe modes."""
         patches = extract_patches(_complex(self.canvas), self.top_left[batch], self.n)
-        return far_field_amplitude(patches * _complex(self.probe))
+        if len(self.probe) == 1:
+            return far_field_amplitude(patches * self.probe[0])
+        intensity = far_field_amplitude(patches[:, None] * self.probe[None]).square().sum(dim=1)
+        # the floor keeps the square root's gradient finite where every mode is dark
+        return torch.sqrt(intensity.clamp_min(1e-12))
 
-    def step(self, batch: torch.Tensor, fraction: float) -> float:
-        self.canvas.grad = None
-        self.adam_steps.zero_grad()
-        predicted = self.predicted(batch)
-        measured = self.measured[batch]
+    def loss(self, predicted: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
+        """The data loss per valid detector pixel: bad pixels neither count nor pull."""
         if self.options.loss is RefineLoss.amplitude:
-            loss = torch.mean((predicted - measured) ** 2)
+            per_pixel = (predicted - measured) ** 2
         else:
             rate = predicted**2
-            loss = torch.mean(rate - measured**2 * torch.log(rate + 1e-12))
+            per_pixel = rate - measured**2 * torch.log(rate + 1e-12)
+        return torch.sum(per_pixel * self.valid) / (len(predicted) * self.valid_pixel_count)
+
+    def step(self, batch: torch.Tensor, fraction: float, probe_moves: bool = False) -> float:
+        self.canvas.grad = None
+        self.probe.grad = None
+        self.adam_steps.zero_grad()
+        loss = self.loss(self.predicted(batch), self.measured[batch])
         loss.backward()
+        if probe_moves:
+            # from the gradient at the current object, before the object step moves it
+            self.probe_steps.step(batch, fraction)
         if self.pie_steps is not None:
             self.pie_steps.step(batch, fraction)
         self.adam_steps.step()
         return float(loss.detach())
 
     def probe_energy(self) -> torch.Tensor:
-        """Σ|P|² of the current probe, a 0-d tensor on the device (no host sync per step)."""
-        return _complex(self.probe).detach().abs().square().sum()
+        """Σ_k Σ|P_k|² of the current probe modes, a 0-d tensor on the device (no host sync per step)."""
+        return self.probe.detach().abs().square().sum()
 
     def batch_illumination(self, batch: torch.Tensor) -> torch.Tensor:
         """Σ|P|² of the batch's footprints on the canvas: the adjoint of the patch extraction
         applied to |P|², exact for sub-pixel positions."""
         # complex, as the canvas: the real-valued scatter of the extraction's adjoint sums in a
         # thread-dependent order on CPU, which made refinement differ between identical runs
-        intensity = _complex(self.probe).detach().abs() ** 2
+        intensity = self.probe.detach().abs().square().sum(dim=0)
         weights = intensity.to(torch.complex64).expand(len(batch), self.n, self.n)
         footprint = torch.zeros(self.shape, dtype=torch.complex64, device=self.device, requires_grad=True)
         with torch.enable_grad():
@@ -144,14 +191,35 @@ class RefinementProblem:
         return illumination.real
 
     def probe_numpy(self) -> np.ndarray:
-        return _complex(self.probe).detach().cpu().numpy().astype(np.complex64)
+        """The strongest mode as the problem holds it (scaled to the counts)."""
+        return self.probe[0].detach().cpu().numpy().astype(np.complex64)
+
+    def probes_numpy(self) -> np.ndarray:
+        """(K, N, N) complex64 probe modes in the units of the scan's probe (the scaling to the
+        counts undone), strongest first."""
+        return (self.probe.detach().cpu().numpy() / self.probe_scale).astype(np.complex64)
+
+    def keep_probe_power(self) -> None:
+        """The probe power constraint (:func:`modes.with_total_power`) at the starting power."""
+        with torch.no_grad():
+            self.probe.copy_(with_total_power(self.probe, self.start_probe_energy))
 
     def reconstruction(self) -> Reconstruction:
         obj = _complex(self.canvas).detach().cpu().numpy().astype(np.complex64)
-        covered = self.illumination >= 0.05 * self.illumination.max()
+        covered = self.illumination >= LIT_FRACTION * self.illumination.max()
         return Reconstruction(np.where(covered, obj, 0).astype(np.complex64),
                               np.where(covered, self.illumination, 0).astype(np.float32),
                               (float(self.origin_xy[0]), float(self.origin_xy[1])))
+
+
+def valid_mean_counts(diffraction, valid: np.ndarray, chunk: int = 256) -> float:
+    """Mean over patterns of Σ X² over the valid pixels, float64, read ``chunk`` patterns at a time
+    (a lazily read scan is never held whole)."""
+    total = 0.0
+    for start in range(0, len(diffraction), chunk):
+        patterns = np.asarray(diffraction[start : start + chunk], dtype=np.float64)
+        total += float(np.sum(patterns**2 * valid))
+    return total / len(diffraction)
 
 
 def _complex(tensor: torch.Tensor) -> torch.Tensor:
