@@ -423,6 +423,12 @@ class RefineOptions(StrictModel):
         return resolved.model_copy(update={"probe_modes": resolved.mode_count(own)})
 
     @property
+    def resolved(self) -> bool:
+        """Whether every scan-dependent default is already resolved (:meth:`for_scan`)."""
+        return (self.optimizer is not RefineOptimizer.auto and self.flat_check_passes is not None
+                and self.refine_probe != "auto" and self.probe_modes != "auto")
+
+    @property
     def probe_refined(self) -> bool:
         """Whether the probe is refined; resolve auto first (:meth:`with_probe_resolved`)."""
         if self.refine_probe == "auto":

@@ -102,8 +102,9 @@ def run_refinement(scan, init, output_dir: Path, refinement: RefineOptions, acce
     the refinement and the refined object's data fit (printed)."""
     from ptychopinn.reconstruction.refine import plot_refinement, refine
 
-    print(describe_engine(refinement.for_scan(scan), scan))
-    result = refine(scan, init, refinement, accelerator=accelerator, show_progress=not quiet)
+    resolved = refinement.for_scan(scan)
+    print(describe_engine(resolved, scan))
+    result = refine(scan, init, resolved, accelerator=accelerator, show_progress=not quiet)
     output_dir.mkdir(parents=True, exist_ok=True)
     result.reconstruction.save(output_dir / "reconstruction.npz")
     save_probe(result.probe_modes, output_dir / "probe.npz")

@@ -60,7 +60,9 @@ def refine(
     ``options.flat_check_passes`` K > 0, a flat start runs the first K passes on the same batches
     and step sizes; the one with the lower loss in pass K goes on (``RefinementResult.start``).
     """
-    options = (options or RefineOptions()).for_scan(scan)
+    options = options or RefineOptions()
+    # resolved once: resolving reads the counts of every pattern and warns about dropped modes
+    options = options if options.resolved else options.for_scan(scan)
     device = resolve_device(accelerator)
     init = init if isinstance(init, Reconstruction) else None
     problem = RefinementProblem(scan, init, options, device)
