@@ -15,6 +15,7 @@ from ptychopinn.cli.main import main
 from ptychopinn.data import ScanFormatError, ScanMetadata, load_scan, save_scan
 from ptychopinn.data.cxi import read_cxi, write_cxi
 from ptychopinn.data.geometry import ELECTRON_VOLT_J, wavelength_m
+from ptychopinn.data.lazy import LazyPatterns
 
 cxi_plugin = pytest.importorskip("ptychodus.plugins.cxi_file", reason="ptychodus==1.7.0 is a test dependency")
 
@@ -90,6 +91,16 @@ def test_cxi_agrees_with_ptychodus_reader(scan, tmp_path):
     # and those are the positions the file was made from
     np.testing.assert_allclose(ours.xcoords, scan.xcoords, rtol=0, atol=1e-9)
     np.testing.assert_array_equal(ours.diffraction, scan.diffraction)
+
+
+def test_cxi_lazy_read_equals_the_eager_one(scan, tmp_path):
+    path = _write_nxcxi(tmp_path / "scan.cxi", scan)
+    eager, lazy = load_scan(path), load_scan(path, lazy=True)
+    assert isinstance(lazy.diffraction, LazyPatterns)
+    np.testing.assert_array_equal(np.asarray(lazy.diffraction), eager.diffraction)
+    np.testing.assert_array_equal(lazy.diffraction[[7, 1]], eager.diffraction[[7, 1]])
+    np.testing.assert_array_equal(lazy.bad_pixels, eager.bad_pixels)
+    np.testing.assert_array_equal(lazy.xcoords, eager.xcoords)
 
 
 def test_cxi_without_object_frame_uses_far_field_pixel(scan, tmp_path):

@@ -12,6 +12,7 @@ import pytest
 
 from ptychopinn import simulate
 from ptychopinn.data import ScanFormatError, ScanMetadata, load_scan, save_scan, write_product
+from ptychopinn.data.lazy import LazyPatterns
 from ptychopinn.data.ptychodus import write_workflow
 from ptychopinn.physics.forward import extract_patches, far_field
 
@@ -121,6 +122,37 @@ def test_reads_ptychodus_files_paired_by_scan_index(scan, workflow_dir, entry, c
     np.testing.assert_allclose(x_m, product.probe_positions.get_coordinates_x_m(), rtol=0, atol=1e-18)
 
 
+@pytest.mark.parametrize("entry", ["directory", "product.h5"])
+def test_lazy_read_of_ptychodus_files_equals_the_eager_one(scan, workflow_dir, entry):
+    """Patterns stored in reverse order with an unpaired extra and saturation markers on the bad
+    pixels: read by rows on demand, they are what the eager read holds, pattern for pattern."""
+    path = workflow_dir if entry == "directory" else workflow_dir / entry
+    lazy = load_scan(path, lazy=True)
+    assert isinstance(lazy.diffraction, LazyPatterns)
+    _assert_same_scan(lazy, scan)  # np.asarray reads the whole scan
+    rows = np.array([5, 0, 5, scan.n_patterns - 1])
+    np.testing.assert_array_equal(lazy.diffraction[rows], scan.diffraction[rows])
+    np.testing.assert_array_equal(lazy.diffraction[2:9], scan.diffraction[2:9])
+    # the validation pass left each pattern's energy, as the scale contract reads it
+    np.testing.assert_allclose(lazy.diffraction.pattern_energies(),
+                               np.sum(scan.diffraction.astype(np.float64) ** 2, axis=(1, 2)), rtol=1e-12)
+
+
+def test_lazy_read_refuses_negative_counts_outside_the_mask(scan, workflow_dir, tmp_path):
+    (tmp_path / "product.h5").write_bytes((workflow_dir / "product.h5").read_bytes())
+    with h5py.File(workflow_dir / "diffraction.h5", "r") as src, h5py.File(tmp_path / "diffraction.h5", "w") as dst:
+        counts = src["patterns"][()].astype(np.float32)
+        counts[:, scan.bad_pixels] = -1.0  # ignored: masked
+        dst.create_dataset("patterns", data=counts)
+        for key in ("indexes", "bad_pixels"):
+            dst.create_dataset(key, data=src[key][()])
+    load_scan(tmp_path, lazy=True)
+    with h5py.File(tmp_path / "diffraction.h5", "a") as dst:
+        dst["patterns"][3, 10, 10] = -2.0
+    with pytest.raises(ScanFormatError, match="intensities must be >= 0, found minimum -2"):
+        load_scan(tmp_path, lazy=True)
+
+
 def test_reads_ptychodus_ptychopinn_export(scan, tmp_path):
     counts = np.round(scan.diffraction.astype(np.float64) ** 2)
     product = _ptychodus_product(scan, np.arange(scan.n_patterns))
@@ -224,6 +256,20 @@ def test_probe_scale_makes_ptychodus_reproduce_measured_counts(noise_free, tmp_p
     bright = predicted > 10
     chi2 = np.mean((counts[bright] - predicted[bright]) ** 2 / predicted[bright])  # E = 1 for Poisson
     assert 0.9 < chi2 < 1.1
+
+
+def test_probe_scale_is_fitted_on_the_valid_pixels(noise_free, tmp_path):
+    """Bad pixels over the bright centre of the patterns hold 0 counts: the probe is scaled so
+    that ptychodus predicts the counts of the valid pixels, not the total with the centre missing."""
+    scan, intensities = noise_free
+    bad = np.zeros((N, N), dtype=bool)
+    bad[N // 2 - 1 : N // 2 + 2, N // 2 - 1 : N // 2 + 2] = True
+    counts = np.where(bad, 0.0, intensities)
+    masked = dataclasses.replace(scan, diffraction=np.sqrt(counts).astype(np.float32), bad_pixels=bad)
+    predicted = _ptychodus_prediction(write_product(tmp_path / "product.h5", masked))
+    assert abs(predicted[:, ~bad].sum() / counts[:, ~bad].sum() - 1) < 1e-4
+    assert _relative_error(predicted, intensities) < 1e-4  # the bad pixels' counts predicted too
+    assert predicted[:, bad].sum() > 0.05 * predicted.sum()  # the mask did hide a real share
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,6 +417,7 @@ def test_reads_patterns_compressed_with_a_detector_filter(scan, workflow_dir, tm
     with h5py.File(tmp_path / "diffraction.h5", "r") as check:
         assert check["patterns"]._filters  # really compressed with a plugin filter
     _assert_same_scan(load_scan(tmp_path), scan)
+    _assert_same_scan(load_scan(tmp_path, lazy=True), scan)
 
 
 def test_round_trip_without_reference_object_keeps_positions(scan, tmp_path):

@@ -22,7 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from ptychopinn.data.geometry import ELECTRON_VOLT_J, far_field_object_pixel_m, metres_to_pixels
-from ptychopinn.data.hdf5 import open_hdf5, read_patterns, read_scalar, require_dataset
+from ptychopinn.data.hdf5 import (
+    open_hdf5,
+    pattern_rows,
+    read_patterns,
+    read_scalar,
+    require_dataset,
+)
 from ptychopinn.data.product import probe_modes_from_array
 from ptychopinn.data.ptychodus import counts_to_amplitudes
 from ptychopinn.data.scan import Scan, ScanFormatError, ScanMetadata
@@ -61,15 +67,17 @@ def is_cxi(handle) -> bool:
     return ENTRY in handle and (DATA in handle or DETECTOR_DATA in handle)
 
 
-def read_cxi(path: str | Path, *, probe: np.ndarray | None = None) -> Scan:
-    """A scan from a CXI file; ``probe`` ((N, N) or (K, N, N)) replaces or supplies the probe."""
+def read_cxi(path: str | Path, *, probe: np.ndarray | None = None, lazy: bool = False) -> Scan:
+    """A scan from a CXI file; ``probe`` ((N, N) or (K, N, N)) replaces or supplies the probe;
+    with ``lazy`` the patterns stay on disk and are read as asked for (ptychopinn.data.lazy)."""
     path = Path(path)
     with open_hdf5(path) as handle:
         if not is_cxi(handle):
             raise ScanFormatError(path, DATA, "not a CXI ptychography file: expected the diffraction patterns "
                                   f"at {DATA} or {DETECTOR_DATA}")
         data_key = DATA if DATA in handle else DETECTOR_DATA
-        counts = read_patterns(require_dataset(handle, data_key, path, "(M, N, N) counts"), path, data_key)
+        read = pattern_rows if lazy else read_patterns
+        counts = read(require_dataset(handle, data_key, path, "(M, N, N) counts"), path, data_key)
         translation_m = _translation(handle, path, counts.shape[0])
         energy_J = _required_positive(handle, ENERGY, path, "photon energy in joules")  # noqa: N806
         distance = _required_positive(handle, DISTANCE, path, "detector distance in metres")
@@ -88,7 +96,7 @@ def read_cxi(path: str | Path, *, probe: np.ndarray | None = None) -> Scan:
                               f"probe of {modes.shape[-2:]} pixels for patterns of {counts.shape[-2:]} pixels")
     x, y, offset = _positions_in_pixels(translation_m, object_pixel, object_frame, n)
     return Scan(
-        diffraction=counts_to_amplitudes(counts, bad_pixels, path),
+        diffraction=counts_to_amplitudes(counts, bad_pixels, path, data_key),
         xcoords=x,
         ycoords=y,
         probe=modes[0],

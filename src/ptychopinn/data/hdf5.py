@@ -61,20 +61,31 @@ def require_dataset(handle: Any, key: str, source: Path, expected: str) -> Any:
 
 
 def read_patterns(dataset: Any, source: Path, key: str) -> np.ndarray:
-    """All patterns of an (M, H, W) dataset as a float64 array of counts.
-
-    The one place that reads pattern data from HDF5, so that it can become lazy (chunked) later
-    without touching the readers.
-    """
-    if dataset.ndim != 3:
-        raise ScanFormatError(source, key, f"expected (M, N, N) patterns, got shape {dataset.shape}")
+    """All patterns of an (M, H, W) dataset as a float64 array of counts (see :func:`pattern_rows`
+    for reading them on demand)."""
+    _check_patterns(dataset, source, key)
     try:
         counts = dataset[()]
     except OSError as err:  # a filter that is not available, or a truncated file
         raise ScanFormatError(source, key, f"cannot be read ({err})") from err
-    if not (np.issubdtype(counts.dtype, np.integer) or np.issubdtype(counts.dtype, np.floating)):
-        raise ScanFormatError(source, key, f"expected real-valued counts, got dtype {counts.dtype}")
     return counts.astype(np.float64, copy=False)
+
+
+def pattern_rows(dataset: Any, source: Path, key: str):
+    """The patterns of an (M, H, W) dataset left on disk: a
+    :class:`~ptychopinn.data.lazy.HDF5Rows` that reads the rows asked for, checked as
+    :func:`read_patterns` checks them (the values are checked by the scan's validation pass)."""
+    from ptychopinn.data.lazy import HDF5Rows
+
+    _check_patterns(dataset, source, key)
+    return HDF5Rows(Path(source), dataset.name, tuple(dataset.shape), np.dtype(dataset.dtype))
+
+
+def _check_patterns(dataset: Any, source: Path, key: str) -> None:
+    if dataset.ndim != 3:
+        raise ScanFormatError(source, key, f"expected (M, N, N) patterns, got shape {dataset.shape}")
+    if not (np.issubdtype(dataset.dtype, np.integer) or np.issubdtype(dataset.dtype, np.floating)):
+        raise ScanFormatError(source, key, f"expected real-valued counts, got dtype {dataset.dtype}")
 
 
 def read_scalar(handle: Any, key: str, source: Path, *, attrs: Any = None) -> float | None:

@@ -102,6 +102,66 @@ class HDF5Rows:
             return np.asarray(handle[self.key][rows.tolist()])
 
 
+@dataclass(frozen=True, eq=False)
+class MaskedRows:
+    """Rows of ``source`` with the pixels ``zeroed`` ((N, N) bool: bad detector pixels) set to 0 on
+    read, as the eager readers set them: detectors write saturation markers or NaN there."""
+
+    source: RowSource
+    zeroed: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.source.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.source.dtype)
+
+    def read_range(self, start: int, stop: int) -> np.ndarray:
+        return self._masked(self.source.read_range(start, stop))
+
+    def read_rows(self, rows: np.ndarray) -> np.ndarray:
+        return self._masked(self.source.read_rows(rows))
+
+    def _masked(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.array(raw)  # h5py and file reads give fresh arrays; this keeps a caller's intact
+        raw[:, self.zeroed] = 0
+        return raw
+
+
+@dataclass(frozen=True, eq=False)
+class SelectedRows:
+    """Rows ``stored[i]`` of ``source`` as row i: patterns paired with positions by scan index,
+    in the positions' order."""
+
+    source: RowSource
+    stored: np.ndarray  # (M,) int64 rows of source
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.stored), *self.source.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.source.dtype)
+
+    def read_range(self, start: int, stop: int) -> np.ndarray:
+        stored = self.stored[start:stop]
+        if stored.size and np.all(np.diff(stored) == 1):  # a run on disk: one read
+            return self.source.read_range(int(stored[0]), int(stored[-1]) + 1)
+        return self._read_stored(stored)
+
+    def read_rows(self, rows: np.ndarray) -> np.ndarray:
+        return self._read_stored(self.stored[rows])
+
+    def _read_stored(self, stored: np.ndarray) -> np.ndarray:
+        if not stored.size:
+            return np.empty((0, *self.shape[1:]), self.dtype)
+        distinct, inverse = np.unique(stored, return_inverse=True)
+        return self.source.read_rows(distinct)[inverse.reshape(-1)]
+
+
 def _open_hdf5(path: Path):
     # the readers' opener: compression filters registered, unreadable files reported by name
     from ptychopinn.data.hdf5 import open_hdf5

@@ -63,12 +63,12 @@ def load_scan(
     patterns of this project's ``.npz`` are photon counts; they are square-rooted into
     amplitudes (the other formats always hold counts and ignore it). ``lazy=True`` leaves the patterns on disk: ``diffraction`` is
     then a :class:`~ptychopinn.data.lazy.LazyPatterns` that reads the rows asked for (validated
-    here in chunks; a compressed member is read whole). A missing file raises
+    here in chunks; a compressed npz member is read whole; HDF5 datasets are read by rows, compressed or not). A missing file raises
     :class:`FileNotFoundError`; anything else that is wrong raises :class:`ScanFormatError`.
     """
     path = Path(path)
     if path.is_dir() or (path.is_file() and is_hdf5(path)):
-        return validate_scan(_read_hdf5_scan(path))
+        return validate_scan(_read_hdf5_scan(path, lazy=lazy))
     arrays = _read_npz(path, lazy=lazy)
     if _is_ptychodus_export(arrays):
         from ptychopinn.data.ptychodus import scan_from_export
@@ -78,7 +78,7 @@ def load_scan(
     return validate_scan(_scan_from_arrays(arrays, str(path), intensity=bool(intensity)))
 
 
-def _read_hdf5_scan(path: Path) -> Scan:
+def _read_hdf5_scan(path: Path, *, lazy: bool = False) -> Scan:
     from ptychopinn.data import cxi, ptychodus
     from ptychopinn.data.hdf5 import open_hdf5
 
@@ -86,15 +86,15 @@ def _read_hdf5_scan(path: Path) -> Scan:
         if not ptychodus.is_workflow_directory(path):
             raise ScanFormatError(path, None, "a directory, but not a ptychodus workflow directory "
                                   f"(no {ptychodus.DIFFRACTION_FILE} in it)")
-        return ptychodus.read_workflow(path)
+        return ptychodus.read_workflow(path, lazy=lazy)
     with open_hdf5(path) as handle:
         is_cxi = cxi.is_cxi(handle)
         is_product = "probe_position_x_m" in handle and ptychodus.PATTERNS not in handle
         is_diffraction = ptychodus.PATTERNS in handle
     if is_cxi:
-        return cxi.read_cxi(path)
+        return cxi.read_cxi(path, lazy=lazy)
     if is_product or is_diffraction:
-        return ptychodus.read_workflow(path, is_product=is_product)
+        return ptychodus.read_workflow(path, is_product=is_product, lazy=lazy)
     raise ScanFormatError(path, None, "an HDF5 file, but neither a ptychodus diffraction.h5/product.h5 "
                           "(datasets 'patterns', 'indexes') nor a CXI file (/entry_1/data_1/data)")
 

@@ -267,6 +267,23 @@ def exit_wave_energies(obj: np.ndarray, probes: np.ndarray, x: np.ndarray, y: np
     return energies
 
 
+_SHARE_SAMPLE = 256  # positions whose far fields estimate the valid pixels' share
+
+
+def valid_pixel_share(obj: np.ndarray, probes: np.ndarray, x: np.ndarray, y: np.ndarray,
+                      valid: np.ndarray) -> float:
+    """The fraction of the predicted counts that falls on the valid detector pixels, over up to
+    _SHARE_SAMPLE evenly spaced positions: bad pixels hold 0 in the data, and they are often where
+    the counts are highest (a beamstop, a hot module), so the total alone would scale the probe low."""
+    from ptychopinn.physics.forward import extract_patches, far_field
+
+    picks = np.unique(np.linspace(0, len(x) - 1, min(_SHARE_SAMPLE, len(x))).astype(np.int64))
+    patches = extract_patches(obj, np.stack([x[picks], y[picks]], axis=1), probes.shape[-1])
+    intensity = np.sum(np.abs(far_field(patches[:, None] * probes[None].astype(np.complex128))) ** 2, axis=1)
+    total = float(np.sum(intensity))
+    return float(np.sum(intensity * valid)) / total if total > 0 else 1.0
+
+
 def write_product(
     path: str | Path,
     scan: Scan,
@@ -298,6 +315,8 @@ def write_product(
     if fit_probe_scale:
         gain = ptychodus_energy_gain(n, n, pixel, metadata.photon_energy_eV, metadata.detector_distance_m)
         predicted = gain * float(np.mean(exit_wave_energies(obj, probes, x, y)))
+        if scan.bad_pixels is not None:  # the measured counts lack the bad pixels' share
+            predicted *= valid_pixel_share(obj, probes, x, y, scan.valid_pixels)
         measured = mean_total_counts(scan.diffraction)  # also for patterns read lazily
         if predicted > 0 and measured > 0:
             probes = (probes * np.sqrt(measured / predicted)).astype(np.complex64)

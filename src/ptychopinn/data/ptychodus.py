@@ -22,7 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from ptychopinn.atomic import atomic_path
-from ptychopinn.data.hdf5 import open_hdf5, read_patterns, read_scalar, require_dataset
+from ptychopinn.data.hdf5 import (
+    open_hdf5,
+    pattern_rows,
+    read_patterns,
+    read_scalar,
+    require_dataset,
+)
+from ptychopinn.data.lazy import LazyPatterns, MaskedRows, RowSource, SelectedRows
 from ptychopinn.data.product import Product, probe_modes_from_array, read_product
 from ptychopinn.data.scan import Scan, ScanFormatError, ScanMetadata
 
@@ -45,7 +52,7 @@ class DiffractionData:
     """The contents of a ptychodus ``diffraction.h5``."""
 
     indexes: np.ndarray  # (M,) int64
-    counts: np.ndarray  # (M, N, N) float64
+    counts: np.ndarray | RowSource  # (M, N, N) float64, or left on disk (a lazy read)
     detector_pixel_size_m: tuple[float, float] | None
     bad_pixels: np.ndarray | None  # (N, N) bool
 
@@ -87,11 +94,11 @@ def locate_pair(path: Path, product: Path | None = None, *, is_product: bool = F
 # --------------------------------------------------------------------------------------------
 
 
-def read_diffraction(path: Path) -> DiffractionData:
-    """Read a ptychodus ``diffraction.h5`` (patterns as counts)."""
+def read_diffraction(path: Path, *, lazy: bool = False) -> DiffractionData:
+    """Read a ptychodus ``diffraction.h5`` (patterns as counts; with ``lazy`` left on disk)."""
     with open_hdf5(path) as handle:
         patterns = require_dataset(handle, PATTERNS, path, "(M, N, N) diffraction counts")
-        counts = read_patterns(patterns, path, PATTERNS)
+        counts = (pattern_rows if lazy else read_patterns)(patterns, path, PATTERNS)
         width = read_scalar(None, DETECTOR_PIXEL_WIDTH, path, attrs=patterns.attrs)
         height = read_scalar(None, DETECTOR_PIXEL_HEIGHT, path, attrs=patterns.attrs)
         indexes = np.asarray(require_dataset(handle, INDEXES, path, "(M,) scan indexes of the patterns")[()])
@@ -109,14 +116,16 @@ def read_diffraction(path: Path) -> DiffractionData:
     return DiffractionData(indexes.astype(np.int64), counts, pixel, mask)
 
 
-def read_workflow(path: Path, product_path: Path | None = None, *, is_product: bool = False) -> Scan:
-    """A scan from ptychodus's diffraction and product files (see :func:`locate_pair`)."""
+def read_workflow(path: Path, product_path: Path | None = None, *, is_product: bool = False,
+                  lazy: bool = False) -> Scan:
+    """A scan from ptychodus's diffraction and product files (see :func:`locate_pair`); with
+    ``lazy`` the patterns stay on disk and are read as asked for (ptychopinn.data.lazy)."""
     diffraction_path, product_path = locate_pair(path, product_path, is_product=is_product)
-    data = read_diffraction(diffraction_path)
+    data = read_diffraction(diffraction_path, lazy=lazy)
     product = read_product(product_path)
     source = f"{diffraction_path} + {product_path.name}"
     pattern_rows, position_rows = pair_by_index(data.indexes, product.indexes, diffraction_path, product_path)
-    counts = data.counts[pattern_rows]
+    counts = _selected(data.counts, pattern_rows)
     if counts.shape[-1] != product.probes.shape[-1] or counts.shape[-2] != counts.shape[-1]:
         raise ScanFormatError(
             product_path, "probe", f"probe of {product.probes.shape[-2:]} pixels for patterns of "
@@ -178,9 +187,23 @@ def _span(indexes: np.ndarray) -> str:
     return f"{indexes.min()}..{indexes.max()}" if indexes.size else "none"
 
 
-def counts_to_amplitudes(counts: np.ndarray, bad_pixels: np.ndarray | None, source: Path | str) -> np.ndarray:
+def _selected(counts: np.ndarray | RowSource, rows: np.ndarray) -> np.ndarray | RowSource:
+    if not isinstance(counts, np.ndarray):
+        return counts if np.array_equal(rows, np.arange(counts.shape[0])) else SelectedRows(counts, rows)
+    return counts[rows]
+
+
+def counts_to_amplitudes(counts: np.ndarray | RowSource, bad_pixels: np.ndarray | None, source: Path | str,
+                         key: str = PATTERNS) -> np.ndarray | LazyPatterns:
     """√counts in float32, with bad pixels set to 0 (they are excluded from every loss, and
-    detectors write saturation markers there that would distort the scan's statistics)."""
+    detectors write saturation markers there that would distort the scan's statistics).
+
+    Counts left on disk (a :class:`~ptychopinn.data.lazy.RowSource`) give
+    :class:`~ptychopinn.data.lazy.LazyPatterns` that do the same on read; the scan's validation
+    pass then checks their values."""
+    if not isinstance(counts, np.ndarray):
+        rows = counts if bad_pixels is None else MaskedRows(counts, bad_pixels)
+        return LazyPatterns(rows, source=str(source), key=key, transform="sqrt")
     counts = np.array(counts, dtype=np.float64)
     if bad_pixels is not None:
         counts[:, bad_pixels] = 0.0
