@@ -20,6 +20,7 @@ Tolerances (float32 everywhere; measured values in docs/guides/tensorflow.md):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -410,6 +411,19 @@ def test_training_parity_from_the_same_weights_and_batches(tiny_scan, tmp_path, 
     assert result.tensorflow["train_loss"][1] < result.tensorflow["train_loss"][0]  # it learns
 
 
+def test_training_parity_with_incoherent_probe_modes(tiny_scan, tmp_path):
+    """Three probe modes in the physics layer of both backends, their intensities summed."""
+    from ptychopinn.diagnostics.parity import training_parity
+
+    settings = resolve_settings(None, {
+        "data": {"gridsize": 2, "n_groups": 64}, "model": {"n_filters_scale": 1},
+        "physics": {"probe_modes": 3},
+        "training": {"epochs": 1, "batch_size": 16, "validation_fraction": 0.25}})
+    differences = training_parity(tiny_scan, settings, tmp_path).relative_loss_differences()
+    assert max(differences["train_loss"]) < LOSS_RTOL, differences
+    assert max(differences["val_loss"]) < LOSS_RTOL, differences
+
+
 def test_tensorflow_refuses_settings_it_cannot_honour(tiny_scan, tmp_path):
     from ptychopinn.api import train_with_summary
     from ptychopinn.backends.tensorflow.training import check_settings
@@ -528,6 +542,20 @@ def test_parity_command_passes_and_writes_its_report(trained_by_each, tiny_scan,
         stats = json.loads((out / name / "stats.json").read_text())
         assert set(stats) == {"patch_amplitude", "canvas_amplitude"}
     assert (out / "compare_recon.png").is_file()
+
+
+def test_parity_on_a_scan_with_probe_modes(trained_by_each, tiny_scan, tmp_path):
+    """A one-mode model applied to a scan whose probe has two incoherent modes: both backends
+    add the second mode's intensity (TensorFlow used to drop it: 0.2 relative apart)."""
+    from ptychopinn.diagnostics.parity import backend_parity
+    from ptychopinn.simulation.simulate import make_probe_modes
+
+    scan = dataclasses.replace(tiny_scan, probe_modes=make_probe_modes(tiny_scan.probe, 2))
+    result = backend_parity(trained_by_each["torch"].model, scan, n_groups=8, output_dir=tmp_path)
+    assert result.ok, result.report["diverged"]
+    one_mode = backend_parity(trained_by_each["torch"].model, tiny_scan, n_groups=8)
+    # the second mode changes what both predict
+    assert relative(one_mode.stages["torch"]["predicted_amplitude"], result.stages["torch"]["predicted_amplitude"]) > 1e-3
 
 
 def test_parity_command_fails_beyond_the_tolerance(trained_by_each, tiny_scan, tmp_path, capsys):

@@ -208,14 +208,13 @@ def test_train_learns_the_probe_keeps_it_in_the_bundle_and_uses_it_on_its_own_sc
     assert probe_similarity(other_model.probe, other.probe) == pytest.approx(1, abs=1e-6)
 
 
-def test_tensorflow_refuses_to_learn_the_probe_or_train_modes():
+def test_tensorflow_refuses_to_learn_the_probe_but_trains_modes():
     pytest.importorskip("tensorflow")
     from ptychopinn.backends.tensorflow.training import check_settings
 
     with pytest.raises(ValueError, match="--learn-probe needs the torch backend"):
         check_settings(resolve_settings(None, {"training": {"learn_probe": True}}))
-    with pytest.raises(ValueError, match="--probe-modes above 1 needs the torch backend"):
-        check_settings(resolve_settings(None, {"physics": {"probe_modes": 2}}))
+    check_settings(resolve_settings(None, {"physics": {"probe_modes": 2}}))  # tests/test_tensorflow_backend.py
 
 
 # -- collapse warning -------------------------------------------------------------------------

@@ -57,8 +57,8 @@ class TrainedModel:
         ``PtychoPINN`` on ``device``, or a built Keras network. The bundle holds canonical
         (torch-layout) weights whichever backend trained it; the backend converts them."""
         backend = get_backend(backend)
-        # the torch network adds the modes' intensities in its physics layer; TensorFlow's has one probe
-        probe = self.probes if backend.name == "torch" and self.probe_modes is not None else self.probe
+        # either backend's network adds the modes' intensities in its physics layer
+        probe = self.probes if self.probe_modes is not None else self.probe
         return backend.build_module(self.architecture(), probe, self.weights,
                                     device=device, source=str(self.source or "model"))
 

@@ -204,11 +204,15 @@ def keras_classes():
             super().__init__(name="ptychopinn")
             self.arch = arch
             self.generator = build_generator(arch)
-            self.probe = tf.constant(np.asarray(probe, dtype=np.complex64))
+            # (N, N), or K incoherent modes (K, N, N): mode 0 feeds the back-projected input and
+            # the others add their intensities in the physics layer, as in the torch network
+            modes = np.asarray(probe, dtype=np.complex64).reshape(-1, *np.shape(probe)[-2:])
+            self.probe = tf.constant(modes[0])
+            self.extra_modes = tf.constant(modes[1:]) if len(modes) > 1 else None
             self.probe_mask = tf.constant(disk_mask(arch.patch_size)) if arch.probe_mask else None
             self.support = tf.constant(head_support(arch))
             self.backprojection = (
-                tuple(tf.constant(f) for f in backprojection_filters(np.asarray(probe, dtype=np.complex64)))
+                tuple(tf.constant(f) for f in backprojection_filters(modes[0]))
                 if arch.input_mode is InputMode.backprojection else None
             )
             self.photon_scale = 1.0
@@ -234,7 +238,8 @@ def keras_classes():
             diffraction = tf.convert_to_tensor(diffraction, tf.float32)
             offsets_xy = tf.convert_to_tensor(offsets_xy, tf.float32)
             raw = self.generator(self.input_features(diffraction))
-            return physics_forward(ops, arch, raw, offsets_xy, self.probe, self.probe_mask, self.support)
+            return physics_forward(ops, arch, raw, offsets_xy, self.probe, self.probe_mask, self.support,
+                                   self.extra_modes)
 
         def input_features(self, diffraction):
             """(B, C, N, N) normalised amplitudes → (B, C, F, N, N) generator input."""

@@ -73,9 +73,6 @@ def check_settings(settings: Settings) -> None:
     if config.learn_probe:
         raise ValueError("--learn-probe needs the torch backend (the tensorflow backend trains with the "
                          "scan's probe fixed)")
-    if (settings.physics.probe_modes or 1) > 1:
-        raise ValueError("--probe-modes above 1 needs the torch backend (the tensorflow backend trains "
-                         "with one coherent probe)")
     if str(config.devices) not in ("1", "auto") or config.num_nodes != 1 or config.strategy != "auto":
         raise ValueError(f"devices={config.devices!r}, num_nodes={config.num_nodes}, strategy={config.strategy!r}: "
                          "the tensorflow backend trains on one device (distributed training needs --backend torch)")
@@ -100,10 +97,6 @@ def train_tf(
     ``observe(phase, batch_idx, (x, offsets), output)`` with NumPy arrays) make fit run eagerly.
     """
     check_settings(settings)
-    if np.ndim(probe) == 3 and len(probe) > 1:
-        raise ValueError(f"the scan's probe has {len(probe)} incoherent modes: training with them needs the "
-                         "torch backend (--backend torch); the tensorflow backend never reduces them to one")
-    probe = np.asarray(probe).reshape(-1, *np.shape(probe)[-2:])[0]
     tf = tensorflow()
     keras = load_keras()
     config = settings.training
