@@ -131,7 +131,7 @@ def random_probe(family: str, n: int, rng: np.random.Generator) -> np.ndarray:
     if family == "aperture":
         return _fit_in_window(_draw_aperture(n, rng), _render_aperture, n)
     stop = rng.uniform(0.2, 0.5) if family == "zone_plate" else 0.0
-    return _fit_in_window(_draw_pupil(n, rng, stop), _render_pupil, n)
+    return _fit_in_window(_draw_pupil(n, rng, stop), render_pupil, n)
 
 
 class ImageBank:
@@ -704,7 +704,7 @@ _TEXTURES: dict[str, Callable[[int, np.random.Generator], np.ndarray]] = {
 
 
 @dataclass(frozen=True)
-class _PupilDraw:
+class PupilDraw:
     """A focusing optic's pupil (radius and soft edge in frequency pixels, optional central
     stop), out of focus by ``defocus`` radians at the pupil edge, with Zernike-like aberrations
     (radians): astigmatism, coma (each with an axis angle) and spherical."""
@@ -719,7 +719,7 @@ class _PupilDraw:
     coma_angle: float
     spherical: float
 
-    def shrunk(self, factor: float, n: int) -> _PupilDraw:
+    def shrunk(self, factor: float, n: int) -> PupilDraw:
         """A smaller, softer-edged beam: less defocus and aberration, a wider pupil edge."""
         return replace(
             self,
@@ -746,7 +746,7 @@ def _beam_radius(n: int, rng: np.random.Generator) -> float:
     return float(_log_uniform(rng, low, max(high, low)))
 
 
-def _draw_pupil(n: int, rng: np.random.Generator, stop_fraction: float) -> _PupilDraw:
+def _draw_pupil(n: int, rng: np.random.Generator, stop_fraction: float) -> PupilDraw:
     """A defocused pupil whose geometric beam radius R is log-uniform in [n/12, n/2.5].
 
     The in-focus Airy spot of a pupil of radius k_p has its first zero at 0.61·n/k_p px; k_p is
@@ -759,7 +759,7 @@ def _draw_pupil(n: int, rng: np.random.Generator, stop_fraction: float) -> _Pupi
     pupil_radius = rng.uniform(smallest, largest)
     edge = min(rng.uniform(0.5, 2.0), _max_edge_width(n, pupil_radius))
     aberration = 1.5 if stop_fraction == 0 else 1.0
-    return _PupilDraw(
+    return PupilDraw(
         pupil_radius=pupil_radius,
         edge_width=edge,
         stop_fraction=stop_fraction,
@@ -772,7 +772,7 @@ def _draw_pupil(n: int, rng: np.random.Generator, stop_fraction: float) -> _Pupi
     )
 
 
-def _render_pupil(draw: _PupilDraw, n: int) -> np.ndarray:
+def render_pupil(draw: PupilDraw, n: int) -> np.ndarray:
     k = np.arange(n) - n / 2
     ky, kx = k[:, None], k[None, :]
     k_radius = np.hypot(ky, kx)

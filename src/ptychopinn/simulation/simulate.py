@@ -9,7 +9,7 @@ from ptychopinn.data.scan import Scan
 from ptychopinn.physics.forward import extract_patches, far_field, illuminate
 from ptychopinn.physics.probe import PROBE_KINDS, make_probe
 from ptychopinn.progress import progress
-from ptychopinn.simulation.families import _PupilDraw, _render_pupil
+from ptychopinn.simulation.families import PupilDraw, render_pupil
 from ptychopinn.simulation.objects import make_object
 from ptychopinn.simulation.scan_patterns import make_positions
 
@@ -56,7 +56,7 @@ def zone_plate_probe(n: int, beam_radius: float | None = None, stop_fraction: fl
     with mild astigmatism and coma, the shape of a real hard X-ray zone-plate beam out of focus."""
     beam_radius = n / 5 if beam_radius is None else float(beam_radius)
     pupil_radius = n / 4
-    draw = _PupilDraw(
+    draw = PupilDraw(
         pupil_radius=pupil_radius,
         edge_width=1.0,
         stop_fraction=stop_fraction,
@@ -68,7 +68,7 @@ def zone_plate_probe(n: int, beam_radius: float | None = None, stop_fraction: fl
         coma_angle=1.0,
         spherical=0.2,
     )
-    return _render_pupil(draw, n).astype(np.complex64)
+    return render_pupil(draw, n).astype(np.complex64)
 
 
 def simulation_probe(n: int, kind: str) -> np.ndarray:
