@@ -351,6 +351,18 @@ class RefineOptions(StrictModel):
         "auto", description="incoherent probe modes refined (intensities summed over modes); modes beyond "
         f"the scan's start from its probe at low power; auto: the scan's own, at least {AUTO_PROBE_MODES} "
         "when the probe is refined")
+    # Off by default: exact positions gain nothing (they wander by ~0.1 px, phase SSIM -0.004 at most)
+    # and each pass costs about twice as much; random errors of 0.5-2 px fall to 0.1-0.4 px and the
+    # object recovers (lines, N = 64, 1 px: phase SSIM 0.674 -> 0.921; benchmarks/position_refinement.py)
+    refine_positions: bool = Field(
+        False, description="correct the scan positions too: a Gauss-Newton step per position once per pass, "
+        "the mean step removed (a common shift is the object's); the canvas gains 4 px of margin")
+    # the object must have formed before its gradient can say where a pattern belongs: from pass 2 or
+    # 10 the errors left were larger on most cases (docs/guides/refinement.md#position-refinement)
+    position_start_pass: int = Field(5, description="the first pass (0-based) after which the positions move")
+    # 1 or 1.5 px left the same or larger errors (N = 32 grf, N = 64 lines with a drift)
+    max_position_step: float = Field(
+        0.5, description="the most a position moves in one pass, in object pixels")
     seed: int = Field(0, description="seed of the batch draws")
     margin: int = Field(2, description="canvas pixels beyond the outermost probe footprints")
     # A given start is refined alongside a flat one for this many passes and the start that
@@ -366,7 +378,8 @@ class RefineOptions(StrictModel):
     def _possible(self) -> RefineOptions:
         counts = {"passes": None if self.passes == "auto" else self.passes,
                   "flat_check_passes": self.flat_check_passes,
-                  "probe_start_pass": self.probe_start_pass, "margin": self.margin}
+                  "probe_start_pass": self.probe_start_pass, "margin": self.margin,
+                  "position_start_pass": self.position_start_pass}
         for name, value in counts.items():
             if value is not None and value < 0:
                 raise ValueError(f"refinement {name} must be 0 or more, got {value}")
@@ -381,6 +394,8 @@ class RefineOptions(StrictModel):
         if not ((self.learning_rate is None or self.learning_rate > 0) and self.probe_learning_rate > 0):
             raise ValueError("refinement step sizes must be positive, got "
                              f"{self.learning_rate} (object) and {self.probe_learning_rate} (probe)")
+        if not self.max_position_step > 0:
+            raise ValueError(f"refinement max_position_step must be positive (pixels), got {self.max_position_step}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"refinement momentum must be in [0, 1), got {self.momentum}")
         if self.optimizer is RefineOptimizer.mpie and self.loss is not RefineLoss.amplitude:

@@ -186,6 +186,11 @@ SETTING_FLAGS: tuple[SettingFlag, ...] = (
     _flag("--refine-probe", "refinement.refine_probe", "refine the probe (all its modes) too, from the third "
           "pass: ePIE-like steps, its power held at what the counts imply", action=argparse.BooleanOptionalAction,
           default_text="auto: on for measured data (a scan without objectGuess), off for simulations"),
+    _flag("--refine-positions", "refinement.refine_positions", "correct the scan positions too (stage drift, "
+          "jitter of 0.5-3 px): a Gauss-Newton step per position after every pass from refinement.position_start_pass "
+          "(5), at most refinement.max_position_step (0.5 px) a pass, the mean step removed; writes positions.npz "
+          "and puts the refined positions in product.h5; off by default (exact positions gain nothing from it)",
+          action=argparse.BooleanOptionalAction),
     _flag("--refine-probe-modes", "refinement.probe_modes", "incoherent probe modes refined (partially "
           "coherent beams; intensities summed over modes); more than the scan's start from its probe",
           type=int_or_auto, metavar="K", default_text="auto: the scan's own, at least 3 when the probe is refined"),
@@ -198,7 +203,7 @@ SETTING_FLAGS: tuple[SettingFlag, ...] = (
 TRAIN_SECTIONS = ("data.", "physics.", "model.", "training.", "backend")
 INFER_SECTIONS = ("inference.", "backend")
 REFINE_FLAGS = ("--refine-batch-size", "--refine-optimizer", "--refine-lr", "--refine-loss",
-                "--refine-probe", "--refine-probe-modes", "--flat-check")
+                "--refine-probe", "--refine-probe-modes", "--refine-positions", "--flat-check")
 
 
 def flags_for(*, paths: tuple[str, ...] = (), names: tuple[str, ...] = (),

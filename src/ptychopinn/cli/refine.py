@@ -5,8 +5,9 @@ Minimise the data loss over the object canvas on minibatches of scan positions (
 momentum, or Adam at low dose), with a cosine-decaying step. --init flat is an iterative solver in
 its own right; --init RECON.npz polishes a network reconstruction. Writes R/reconstruction.npz,
 R/amplitude.png, R/phase.png, R/refinement_loss.png (and metrics.json, comparison.png when the scan
-has objectGuess) and R/probe.npz (the probe modes refined, or used). Settings: the defaults, then the refinement section of --config FILE, then the
-flags given.
+has objectGuess) and R/probe.npz (the probe modes refined, or used); with --refine-positions also
+R/positions.npz (the corrected scan positions and the starting ones). Settings: the defaults, then
+the refinement section of --config FILE, then the flags given.
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ def run_refinement(scan, init, output_dir: Path, refinement: RefineOptions, acce
     """Refine ``init`` (a Reconstruction or None for flat), write it and its loss curve; returns
     the refinement and the refined object's data fit (printed)."""
     from ptychopinn.reconstruction.refine import plot_refinement, refine
+    from ptychopinn.reconstruction.refine.engine import with_positions
 
     resolved = refinement.for_scan(scan)
     print(describe_engine(resolved, scan))
@@ -108,6 +110,13 @@ def run_refinement(scan, init, output_dir: Path, refinement: RefineOptions, acce
     output_dir.mkdir(parents=True, exist_ok=True)
     result.reconstruction.save(output_dir / "reconstruction.npz")
     save_probe(result.probe_modes, output_dir / "probe.npz")
+    if resolved.refine_positions:
+        # the object was refined at these positions: its product, data fit and trust map use them
+        save_positions(result.positions_xy, scan.positions_xy, output_dir / "positions.npz")
+        moved = np.linalg.norm(result.positions_xy - scan.positions_xy, axis=1)
+        print(f"positions refined: moved {np.sqrt(np.mean(moved**2)):.3g} px RMS, at most {moved.max():.3g} px: "
+              f"{output_dir / 'positions.npz'}")
+        scan = with_positions(scan, result.positions_xy)
     # the same result for ptychodus, with the refined probe (docs/formats.md#ptychodus-product)
     write_reconstruction_product(output_dir / "product.h5", scan, result.reconstruction,
                                  probes=result.probe_modes if result.probe_modes is not None else result.probe,
@@ -140,11 +149,13 @@ def describe_engine(options: RefineOptions, scan) -> str:
         mode_text = f"{modes} incoherent probe mode{'s' if modes > 1 else ''}"
     probe = (f"probe refined from pass {options.probe_start_pass + 1} (step {options.probe_learning_rate:g} "
              "of ePIE's, power held)" if options.refine_probe else "probe fixed")
+    positions = (f"positions refined after pass {options.position_start_pass + 1} on (at most "
+                 f"{options.max_position_step:g} px a pass)" if options.refine_positions else "positions fixed")
     masked = "" if scan.bad_pixels is None else f", {int(scan.bad_pixels.sum())} bad detector pixels masked"
     passes = (f"until fitted (at most {options.auto_max_passes} passes)" if options.until_fitted
               else f"{options.passes} passes")
     return (f"refinement engine: {options.optimizer.value} steps (step {options.step_size:g}), {options.loss.value} "
-            f"loss, {options.positions_per_step} positions per step, {passes}; {probe}; {mode_text}{masked}")
+            f"loss, {options.positions_per_step} positions per step, {passes}; {probe}; {positions}; {mode_text}{masked}")
 
 
 def save_probe(probes, path: Path) -> Path:
@@ -154,6 +165,18 @@ def save_probe(probes, path: Path) -> Path:
 
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
         np.savez(handle, probes=np.asarray(probes, dtype=np.complex64), mode_power_fraction=mode_powers(probes))
+    return path
+
+
+def save_positions(positions_xy: np.ndarray, start_xy: np.ndarray, path: Path) -> Path:
+    """The refined scan positions as ``path`` (.npz, float64 object pixels in the scan's convention:
+    ``xcoords``, ``ycoords`` refined; ``xcoords_start``, ``ycoords_start`` as given), written
+    atomically (docs/formats.md#refined-positions)."""
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez(handle, xcoords=np.asarray(positions_xy[:, 0], dtype=np.float64),
+                 ycoords=np.asarray(positions_xy[:, 1], dtype=np.float64),
+                 xcoords_start=np.asarray(start_xy[:, 0], dtype=np.float64),
+                 ycoords_start=np.asarray(start_xy[:, 1], dtype=np.float64))
     return path
 
 

@@ -13,7 +13,8 @@ under Adam a flat rival for the first passes guards against a start that is wors
 (``RefineOptions.flat_check_passes``).
 
 Modules: :mod:`.problem` (canvas, probe, forward model, loss), :mod:`.adam` and :mod:`.mpie` (one
-optimiser each), :mod:`.engine` (the pass loop, the step schedule, the start check). The options
+optimiser each), :mod:`.positions` (the optional position correction), :mod:`.engine` (the pass
+loop, the step schedule, the start check). The options
 are the ``refinement`` section of the settings (:class:`ptychopinn.config.RefineOptions`).
 """
 

@@ -7,7 +7,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,9 @@ class RefinementResult:
     stop_reason: str = ""
     # (K, N, N) every refined incoherent probe mode, strongest first (probe_modes[0] is ``probe``)
     probe_modes: np.ndarray | None = None
+    # (M, 2) float64 the final positions [x, y] in the scan's pixel convention: the corrected ones with
+    # ``refine_positions``, else the scan's own
+    positions_xy: np.ndarray | None = None
 
 
 def refine(
@@ -59,6 +62,8 @@ def refine(
     whatever dict it returns is kept in ``pass_metrics``. With a given start and
     ``options.flat_check_passes`` K > 0, a flat start runs the first K passes on the same batches
     and step sizes; the one with the lower loss in pass K goes on (``RefinementResult.start``).
+    With ``options.refine_positions`` the positions are corrected too (:mod:`.positions`);
+    ``RefinementResult.positions_xy`` holds them.
     """
     options = options or RefineOptions()
     # resolved once: resolving reads the counts of every pattern and warns about dropped modes
@@ -91,8 +96,8 @@ def refine(
                 pass_metrics.append({"pass": pass_index + 1, **extra})
         if options.until_fitted and rival is None:
             # the fit of the object as it is saved (weakly lit pixels dropped), the one reported
-            excess_per_pass.append(
-                data_fit(scan, problem.reconstruction(), device=device, probes=_probes_found(problem, scan)).excess)
+            excess_per_pass.append(data_fit(_scan_now(problem, scan), problem.reconstruction(), device=device,
+                                            probes=_probes_found(problem, scan)).excess)
             stop_reason = fitted_enough(excess_per_pass, options.auto_target_excess)
             if stop_reason:
                 break
@@ -104,7 +109,21 @@ def refine(
     return RefinementResult(problem.reconstruction(), losses, probes[0], seconds, pass_metrics,
                             start_name, rival_losses, options.optimizer.value, excess_per_pass,
                             stop_reason or ("the pass budget ran out" if options.until_fitted else ""),
-                            probes)
+                            probes, problem.positions_xy() if options.refine_positions else scan.positions_xy)
+
+
+def with_positions(scan: Scan, positions_xy: np.ndarray | None) -> Scan:
+    """``scan`` with its positions replaced by ``positions_xy`` (M, 2) [x, y] (None: ``scan`` itself),
+    e.g. the refined ones for the data fit of the refined object."""
+    if positions_xy is None:
+        return scan
+    return replace(scan, xcoords=np.asarray(positions_xy[:, 0], dtype=np.float64).copy(),
+                   ycoords=np.asarray(positions_xy[:, 1], dtype=np.float64).copy())
+
+
+def _scan_now(problem: RefinementProblem, scan: Scan) -> Scan:
+    """``scan`` at the problem's current positions (its own where they are not refined)."""
+    return with_positions(scan, problem.positions_xy()) if problem.options.refine_positions else scan
 
 
 def _probes_found(problem: RefinementProblem, scan: Scan) -> np.ndarray | None:

@@ -21,6 +21,7 @@ from ptychopinn.physics.scaling import mean_total_counts
 from ptychopinn.reconstruction.refine.adam import AdamSteps
 from ptychopinn.reconstruction.refine.modes import orthogonalized, starting_modes, with_total_power
 from ptychopinn.reconstruction.refine.mpie import LIT_FRACTION, PieSteps, ProbeSteps
+from ptychopinn.reconstruction.refine.positions import POSITION_MARGIN, PositionSteps
 from ptychopinn.reconstruction.result import Reconstruction
 
 
@@ -29,7 +30,9 @@ class RefinementProblem:
 
     ``probes`` (K, N, N), when given, replaces the scan's probe modes (e.g. a refined probe); the
     problem refines ``options.probe_modes`` modes (auto as :meth:`RefineOptions.mode_count` says).
-    Bad detector pixels (``scan.bad_pixels``) are left out of the loss, the steps and the misfit."""
+    Bad detector pixels (``scan.bad_pixels``) are left out of the loss, the steps and the misfit.
+    With ``options.refine_positions`` the positions move too (:mod:`.positions`): the canvas then
+    has POSITION_MARGIN more pixels on every side, and :meth:`positions_xy` gives them."""
 
     def __init__(self, scan: Scan, init: Reconstruction | None, options: RefineOptions, device,
                  probes: np.ndarray | None = None):
@@ -40,10 +43,11 @@ class RefinementProblem:
         n = scan.patch_size
         self.n = n
         positions = scan.positions_xy
-        self.origin_xy = (math.floor(positions[:, 0].min() - n / 2) - options.margin,
-                          math.floor(positions[:, 1].min() - n / 2) - options.margin)
-        width = math.ceil(positions[:, 0].max() + n / 2) + options.margin + 1 - self.origin_xy[0]
-        height = math.ceil(positions[:, 1].max() + n / 2) + options.margin + 1 - self.origin_xy[1]
+        margin = options.margin + (POSITION_MARGIN if options.refine_positions else 0)
+        self.origin_xy = (math.floor(positions[:, 0].min() - n / 2) - margin,
+                          math.floor(positions[:, 1].min() - n / 2) - margin)
+        width = math.ceil(positions[:, 0].max() + n / 2) + margin + 1 - self.origin_xy[0]
+        height = math.ceil(positions[:, 1].max() + n / 2) + margin + 1 - self.origin_xy[1]
         self.shape = (height, width)
         valid = np.ones((n, n), dtype=bool) if scan.valid_pixels is None else scan.valid_pixels
         # bad pixels hold garbage: every use of the data multiplies by this mask
@@ -68,13 +72,17 @@ class RefinementProblem:
                              positions[:, 0] - n / 2 - self.origin_xy[0]], axis=1)
         self.top_left = torch.tensor(top_left, dtype=torch.float64, device=device)
         self._start(scan, init)
-        all_positions = torch.arange(scan.n_patterns, device=device)
+        self._measure_illumination()
+        self.start_probe_energy = self.probe_energy()
+
+    def _measure_illumination(self) -> None:
+        """The footprint Σ|P|² of every position on the canvas, at the current positions."""
+        all_positions = torch.arange(len(self.top_left), device=self.device)
         footprint = sum(self.batch_illumination(chunk) for chunk in all_positions.split(256))
         self.illumination = footprint.cpu().numpy()
         # Σ|P|² that a batch of B random positions lights on average is B × this, at the
         # starting probe's energy
-        self.illumination_per_position = footprint / scan.n_patterns
-        self.start_probe_energy = self.probe_energy()
+        self.illumination_per_position = footprint / len(self.top_left)
 
     def _start(self, scan: Scan, init: Reconstruction | None) -> None:
         """The learnable canvas (and probe) from ``init`` or flat, with fresh optimiser steps."""
@@ -89,6 +97,7 @@ class RefinementProblem:
         if self.probe_steps is not None:
             self.probe.requires_grad_(True)
         self.adam_steps = AdamSteps(self.canvas, self.options)
+        self.position_steps = PositionSteps(self) if self.options.refine_positions else None
 
     def flat_rival(self, scan: Scan) -> RefinementProblem:
         """The same problem from a flat start: it shares the measured patterns, the positions and
@@ -96,6 +105,24 @@ class RefinementProblem:
         rival = copy.copy(self)
         rival._start(scan, None)
         return rival
+
+    def positions_xy(self) -> np.ndarray:
+        """(M, 2) float64 the current positions [x, y] in the scan's pixel convention."""
+        top_left = self.top_left.cpu().numpy()
+        return np.stack([top_left[:, 1] + self.n / 2 + self.origin_xy[0],
+                         top_left[:, 0] + self.n / 2 + self.origin_xy[1]], axis=1)
+
+    def move_positions(self, top_left: torch.Tensor) -> None:
+        """Put the patches' top-left corners at ``top_left`` (M, 2) (row, col): a new tensor, so that
+        a flat rival sharing the old one keeps its own, and the illumination follows (the mpie
+        step's floor, the probe step's and the saved object's lit pixels depend on it)."""
+        self.top_left = top_left.to(torch.float64)
+        self._measure_illumination()
+        if self.probe_steps is not None:
+            self.probe_steps.lit = None
+
+    def complex_canvas(self) -> torch.Tensor:
+        return _complex(self.canvas)
 
     def _initial_object(self, init, shape, mean_counts, probe) -> np.ndarray:
         if init is None:
@@ -139,6 +166,9 @@ class RefinementProblem:
             # power are the unique representative, and keep a weak mode from copying a strong one
             with torch.no_grad():
                 self.probe.copy_(orthogonalized(self.probe))
+        if self.position_steps is not None and pass_index >= self.options.position_start_pass:
+            # after the pass's object steps: the positions follow the object as it now stands
+            self.position_steps.step()
         return total / sum(len(batch) for batch in batches)
 
     def predicted(self, batch: torch.Tensor) -> torch.Tensor:
