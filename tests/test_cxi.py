@@ -201,3 +201,17 @@ def test_convert_takes_the_probe_of_a_ptychodus_product(scan, tmp_path):
     product = write_product(tmp_path / "previous.h5", scan, fit_probe_scale=False)
     assert main(["convert", str(cxi), str(tmp_path / "a.npz"), "--probe", str(product)]) == 0
     np.testing.assert_array_equal(load_scan(tmp_path / "a.npz").probes, scan.probe_modes)
+
+
+def test_convert_takes_the_probe_refine_saved(scan, tmp_path):
+    """refine's probe.npz (the refined modes) replaces a scan's probe: how a refined probe reaches
+    training (docs/guides/own-data.md)."""
+    from ptychopinn.cli.refine import save_probe
+
+    modes = np.stack([scan.probe, 0.5 * scan.probe.T, 0.1 * scan.probe[::-1]]).astype(np.complex64)
+    probe_file = save_probe(modes, tmp_path / "probe.npz")
+    source = save_scan(scan, tmp_path / "scan.npz")
+    assert main(["convert", str(source), str(tmp_path / "refined.npz"), "--probe", str(probe_file)]) == 0
+    converted = load_scan(tmp_path / "refined.npz")
+    np.testing.assert_array_equal(converted.probes, modes)
+    np.testing.assert_array_equal(converted.diffraction, scan.diffraction)

@@ -48,7 +48,7 @@ def add_parser(commands) -> None:
     p.add_argument("target", type=Path, metavar="OUT", help="OUT.npz, OUT.cxi, or a directory for ptychodus files")
     p.add_argument("--probe", type=Path, default=None,
                    help="probe to use instead of (or, for CXI, in the absence of) the file's: a .npy (N, N) or "
-                        "(K, N, N) complex array, a scan .npz, or a ptychodus product.h5")
+                        "(K, N, N) complex array, refine's probe.npz, a scan .npz, or a ptychodus product.h5")
     p.add_argument("--intensity", action="store_true", help="IN is this project's .npz holding counts")
 
 
@@ -66,14 +66,21 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+REFINED_PROBE_KEY = "probes"  # in refine's probe.npz (docs/formats.md#refined-probe)
+
+
 def read_probe(path: Path) -> np.ndarray:
-    """(K, N, N) probe modes from a .npy array, a scan file or a ptychodus product."""
+    """(K, N, N) probe modes from a .npy array, refine's probe.npz, a scan file or a ptychodus product."""
     from ptychopinn.data import load_scan, read_product
     from ptychopinn.data.hdf5 import is_hdf5, open_hdf5
     from ptychopinn.data.product import POSITION_X, PROBE_ARRAY, probe_modes_from_array
 
     if path.suffix == ".npy":
         return probe_modes_from_array(np.load(path, allow_pickle=False), path, "probe")
+    if path.suffix == ".npz" and path.is_file():
+        with np.load(path, allow_pickle=False) as archive:
+            if REFINED_PROBE_KEY in archive.files and "diffraction" not in archive.files:  # refine's probe.npz
+                return probe_modes_from_array(archive[REFINED_PROBE_KEY], path, REFINED_PROBE_KEY)
     if path.is_file() and is_hdf5(path):
         with open_hdf5(path) as handle:
             is_product = PROBE_ARRAY in handle and POSITION_X in handle
