@@ -3,7 +3,8 @@ without a detector mask, and on a coherent scan (issue 27).
 
     python benchmarks/partial_coherence.py [--passes P] [--coherent-size 256]
 
-Each partially coherent case simulates a zone-plate probe with a central stop (N = 64), K incoherent
+Each partially coherent case simulates a zone-plate probe with a central stop (N = 64, and one case at
+N = 128, the size of the issue's real scan), K incoherent
 modes (power 1 : 0.3 : 0.09) and Poisson counts, and refines from a flat object and a rough probe:
 the true mode 0 with 3 rad of extra defocus at the pupil edge and its amplitude blurred (similarity
 about 0.77 to the truth), as a measured scan would come (no reference object, one probe mode), so the
@@ -44,6 +45,14 @@ CASES = {
                                                      "seed": 2, "bad_pixel_fraction": 0.05},
     "grf, 2 modes, 1e6 photons, 5 % bad pixels": {"object": "grf", "probe_modes": 2, "photons": 1e6,
                                                   "seed": 5, "bad_pixel_fraction": 0.05},
+    # the size of the issue's real X-ray scan: 529 patterns of 128 × 128. The probe's footprint (in
+    # object pixels) grows 4× with N and the step 2×, so every object pixel is lit by as many patterns
+    # with a quarter of the photons: 1.2e6 per pattern give the dose per object pixel of the N = 64
+    # cases, 3e5 a quarter of it
+    "lines, 3 modes, 3e5 photons, N = 128": {"object": "lines", "probe_modes": 3, "photons": 3e5, "seed": 7,
+                                             "n": 128, "size": 392, "step": 12.0},
+    "lines, 3 modes, 1.2e6 photons, N = 128": {"object": "lines", "probe_modes": 3, "photons": 1.2e6, "seed": 7,
+                                               "n": 128, "size": 392, "step": 12.0},
 }
 GUESS_DEFOCUS_RAD, GUESS_BLUR_PX = 3.0, 1.5
 
@@ -88,7 +97,13 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=None,
                         help="passes for every case (default: the settings' own, 40 when the probe is refined, else 20)")
     parser.add_argument("--coherent-size", type=int, default=256, help="object side of the coherent case")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (on a shared machine 1 avoids oversubscription) [torch's own]")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     rows = {}
     for name, case in CASES.items():
         truth = simulate(**{**PARTIAL, **case})

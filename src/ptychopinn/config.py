@@ -288,9 +288,11 @@ ADAM_FLAT_CHECK_PASSES = 2
 AUTO_PROBE_MODES = 3
 MAX_PROBE_MODES = 8
 # Passes when the probe is refined and ``passes`` is left at its default: a probe refined from a
-# rough guess needs more passes than the object alone (zone-plate scan with 3 modes, lines object:
-# phase SSIM 0.944 after 20 passes, 0.958 after 40; benchmarks/results/partial_coherence_cpu.md)
-PROBE_REFINED_PASSES = 40
+# rough guess needs more passes than the object alone. Zone-plate scans with 3 modes, lines object:
+# at N = 64 phase SSIM 0.944 after 20 passes, 0.958 after 40, 0.957 after 80; at N = 128 (484
+# patterns, the same dose per object pixel) 0.917 after 40, 0.950 after 80
+# (benchmarks/results/partial_coherence_cpu.md, docs/lab-notes/2026-12-05-positions-network.md)
+PROBE_REFINED_PASSES = 80
 
 
 def _valid_counts(scan: Scan) -> float:
@@ -306,7 +308,7 @@ class RefineOptions(StrictModel):
     runs on is a runtime choice, not a setting."""
 
     passes: int | Literal["auto"] = Field(
-        20, description="passes over all scan positions (left unset: 40 when the probe is refined); "
+        20, description="passes over all scan positions (left unset: 80 when the probe is refined); "
         "0: no refinement; auto: until the data misfit "
         "reaches the Poisson floor (auto_target_excess) or stops falling, at most auto_max_passes")
     # The discrepancy principle: an object that explains the patterns to their noise has nothing
