@@ -11,6 +11,19 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def add_threads_flag(parser) -> None:
+    """``--threads T``: torch's CPU threads, applied by :func:`use_threads`."""
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (on a shared machine 1 avoids oversubscription) [torch's own]")
+
+
+def use_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def machine_description() -> dict:
     import torch
 

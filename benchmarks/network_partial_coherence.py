@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import print_json  # noqa: E402
+from common import add_threads_flag, print_json, use_threads  # noqa: E402
 
 GUESS_DEFOCUS = 3.0  # rad of quadratic phase at spatial frequency N/4 (the zone plate's pupil edge)
 RUNS = {
@@ -127,8 +127,7 @@ def main() -> None:
     parser.add_argument("--probe-lr", type=float, default=1e-3, help="training.probe_learning_rate")
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (on a shared machine 1 avoids oversubscription) [torch's own]")
+    add_threads_flag(parser)
     parser.add_argument("--record-from", type=Path, nargs="+", default=None, metavar="OUT",
                         help="no training: record the results.json of earlier runs (their --out) in "
                              "benchmarks/results/, e.g. runs made in parallel")
@@ -137,10 +136,7 @@ def main() -> None:
         for out in args.record_from:
             record(json.loads((out / "results.json").read_text()))
         return
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     out = args.out or Path(tempfile.mkdtemp(prefix="partial_coherence_"))
     truth, seen, guess_similarity = simulated_scan(args.size, args.step, args.seed)

@@ -29,7 +29,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine_description, print_json, write_results  # noqa: E402
+from common import add_threads_flag, machine_description, print_json, use_threads, write_results  # noqa: E402
 
 from ptychopinn.api import evaluate  # noqa: E402
 from ptychopinn.evaluation.data_fit import data_fit  # noqa: E402
@@ -97,13 +97,9 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=None,
                         help="passes for every case (default: the settings' own, 40 when the probe is refined, else 20)")
     parser.add_argument("--coherent-size", type=int, default=256, help="object side of the coherent case")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (on a shared machine 1 avoids oversubscription) [torch's own]")
+    add_threads_flag(parser)
     args = parser.parse_args()
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     rows = {}
     for name, case in CASES.items():
         truth = simulate(**{**PARTIAL, **case})

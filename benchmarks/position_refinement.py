@@ -22,11 +22,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine_description, print_json, write_results  # noqa: E402
+from common import add_threads_flag, machine_description, print_json, use_threads, write_results  # noqa: E402
 
 from ptychopinn.api import evaluate  # noqa: E402
 from ptychopinn.reconstruction.refine import RefineOptions, refine  # noqa: E402
@@ -73,11 +72,9 @@ def run(truth, start, passes: int, positions: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--passes", type=int, default=30, help="refinement passes of every run [%(default)s]")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (on a shared machine 1 avoids oversubscription) [torch's own]")
+    add_threads_flag(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     rows = {}
     for name, seed in OBJECTS.items():
         truth = simulate(name, seed=seed, **SCAN)
