@@ -67,16 +67,19 @@ TWIN_SYMMETRIC_BELOW = 0.01
 
 
 def twin_asymmetry(probe: np.ndarray) -> float:
-    """‖P − P̃‖ / ‖P‖ with P̃(r) = conj P(−r), the probe's twin (r = 0 at pixel N/2).
+    """min over a global phase θ of ‖e^{iθ}P − twin(e^{iθ}P)‖ / ‖P‖, twin(P)(r) = conj P(−r)
+    (r = 0 at pixel N/2); = √(2 − 2 |⟨twin(P), P⟩| / ‖P‖²).
 
-    Where it is ~0 (a real, centro-symmetric probe such as a flat-phase disk) an object patch O
-    and its twin conj O(−r) give exactly the same diffraction: a single pattern cannot tell them
-    apart, only the overlap between positions can."""
+    Where it is ~0 (a real, centro-symmetric probe such as a flat-phase disk, at any global phase:
+    a probe from a file carries an arbitrary one, and the intensities do not see it) an object
+    patch O and its twin conj O(−r) give exactly the same diffraction, up to the global phase the
+    object absorbs: a single pattern cannot tell them apart, only the overlap between positions can."""
     probe = np.asarray(probe).astype(np.complex128)
-    norm = np.linalg.norm(probe)
-    if norm == 0:
+    energy = float(np.vdot(probe, probe).real)
+    if energy == 0:
         raise ValueError("the probe is zero everywhere")
-    return float(np.linalg.norm(probe - twin(probe)) / norm)
+    overlap = abs(np.vdot(twin(probe), probe)) / energy
+    return float(np.sqrt(max(0.0, 2.0 - 2.0 * overlap)))
 
 
 def twin(field: np.ndarray) -> np.ndarray:
