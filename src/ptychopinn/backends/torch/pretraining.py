@@ -29,6 +29,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ptychopinn.atomic import atomic_path
+from ptychopinn.backends.torch.device import release_process_group
 from ptychopinn.backends.torch.losses import data_loss
 from ptychopinn.backends.torch.model import PtychoPINN
 from ptychopinn.backends.torch.training import _publish_metrics, describe_device, device_options
@@ -276,6 +277,8 @@ def pretrain_torch(settings: Settings, arch: Architecture, reference_probe: np.n
     # Lightning's CSV log starts afresh in every run: keep the rows of the runs being continued
     earlier = read_rows(output_dir / METRICS_FILE) if resume is not None else []
     trainer.fit(module, datamodule=CorpusData(settings, arch.patch_size), ckpt_path=resume, weights_only=True)
+    # one fit per process here (train's curriculum fits twice and keeps its group)
+    release_process_group()
     module.model.cpu().eval()
     if trainer.is_global_zero and earlier:
         prepend_rows(output_dir / "logs" / METRICS_FILE, earlier)
