@@ -125,7 +125,8 @@ class MaskedRows:
         return self._masked(self.source.read_rows(rows))
 
     def _masked(self, raw: np.ndarray) -> np.ndarray:
-        raw = np.array(raw)  # h5py and file reads give fresh arrays; this keeps a caller's intact
+        # the sources return fresh arrays, zeroed in place; a read-only one is copied first
+        raw = raw if raw.flags.writeable else raw.copy()
         raw[:, self.zeroed] = 0
         return raw
 
@@ -367,13 +368,13 @@ def npz_patterns(path: str | os.PathLike[str], key: str = "diffraction", *,
 
 def hdf5_patterns(path: str | os.PathLike[str], key: str, *, transform: str | None = None) -> LazyPatterns:
     """The dataset ``key`` of an HDF5 file read lazily; a missing file or dataset is a
-    :class:`~ptychopinn.data.scan.ScanFormatError` naming both."""
-    from ptychopinn.data.hdf5 import require_dataset
+    :class:`~ptychopinn.data.scan.ScanFormatError` naming both (the readers' checks:
+    :func:`ptychopinn.data.hdf5.pattern_rows`)."""
+    from ptychopinn.data.hdf5 import pattern_rows, require_dataset
 
     path = Path(path)
     with _open_hdf5(path) as handle:
-        dataset = require_dataset(handle, key, path, "an (M, N, N) stack of patterns")
-        rows = HDF5Rows(path, key, tuple(dataset.shape), np.dtype(dataset.dtype))
+        rows = pattern_rows(require_dataset(handle, key, path, "an (M, N, N) stack of patterns"), path, key)
     return LazyPatterns(rows, source=str(path), key=key, transform=transform)
 
 
