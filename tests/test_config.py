@@ -31,6 +31,14 @@ def test_an_explicit_batch_size_is_kept_whatever_the_scan():
     assert training.resolved_batch_size(50) == 32 and training.resolved_batch_size(10_000) == 32
 
 
+def test_inference_batch_is_small_on_a_cpu_and_large_on_a_gpu_unless_set():
+    from ptychopinn.config import AUTO_INFERENCE_BATCH, InferenceConfig
+
+    assert InferenceConfig().resolved_batch_size(on_gpu=False) == AUTO_INFERENCE_BATCH["cpu"] == 16
+    assert InferenceConfig().resolved_batch_size(on_gpu=True) == AUTO_INFERENCE_BATCH["gpu"] == 512
+    assert InferenceConfig(batch_size=64).resolved_batch_size(on_gpu=False) == 64
+
+
 def test_the_final_decay_steps_geometrically_to_min_lr_over_the_last_quarter():
     training = TrainingConfig(epochs=24)  # defaults: the last 6 epochs, down to 1e-4
     assert training.final_decay_start() == 18

@@ -188,6 +188,18 @@ def test_reconstruction_is_in_object_coordinates(trained, tiny_scan, backend):
     np.testing.assert_allclose(same.object, result.object, atol=1e-4)
 
 
+def test_reconstruction_batches_16_groups_on_a_cpu_unless_told(trained, tiny_scan, backend):
+    """The inference batch size left unset (a bundle's default) is the device's choice:
+    AUTO_INFERENCE_BATCH, 16 groups per forward pass on a CPU."""
+    groups = len(GroupedScan.build(tiny_scan, trained.model.settings.data))
+    assert trained.model.settings.inference.batch_size is None
+    for given, expected in ((None, 16), (40, 40)):
+        calls = []
+        reconstruct(trained.model, tiny_scan, batch_size=given, backend=backend.name, accelerator="cpu",
+                    batch_observers=[lambda phase, index, inputs, output, seen=calls: seen.append(index)])
+        assert len(calls) == -(-groups // expected)
+
+
 def test_validation_split_is_seeded_and_disjoint():
     train_a, val_a = split_groups(100, 0.05, seed=1)
     train_b, val_b = split_groups(100, 0.05, seed=1)

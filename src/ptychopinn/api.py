@@ -365,7 +365,8 @@ def reconstruct(
     model = with_scan_probe(model, scan)
     grouped = GroupedScan.build(scan, model.settings.data, n_groups)
     _log_scales(model.scales, grouped)
-    run_batch = backend.predictor(model, accelerator or inference.accelerator)
+    accelerator = accelerator or inference.accelerator
+    run_batch = backend.predictor(model, accelerator)
     stitcher = Stitcher(
         grouped.centers(slice(None)), model.patch_size,
         crop=stitch_crop or inference.stitch_crop,
@@ -374,7 +375,10 @@ def reconstruct(
         # networks a little and set an undertrained one (the demo's) far back (docs/lab-notes/2026-11-25-network-quality.md)
         probe=model.probe, align_phase=model.settings.data.channels == 1,
     )
-    batches = list(grouped.batches(batch_size or inference.batch_size))
+    batch_size = batch_size or inference.resolved_batch_size(backend.runs_on_gpu(accelerator))
+    batches = list(grouped.batches(batch_size))
+    log.info("inference: %d groups in %d batches of up to %d (%s backend)", len(grouped), len(batches), batch_size,
+             backend.name)
     for index, selection in enumerate(progress(batches, "reconstructing", enabled=show_progress)):
         inputs, output, group_object = run_batch(grouped.diffraction(selection), grouped.offsets(selection),
                                                  grouped.members(selection))

@@ -81,3 +81,6 @@ class ModelBackend(Protocol):
 
     def predictor(self, model: TrainedModel, accelerator: str) -> BatchRunner:
         """The function :func:`ptychopinn.api.reconstruct` calls on every batch of one scan."""
+
+    def runs_on_gpu(self, accelerator: str) -> bool:
+        """Whether inference with this accelerator setting runs on a GPU (it sizes the batches)."""

@@ -159,7 +159,8 @@ SETTING_FLAGS: tuple[SettingFlag, ...] = (
     _flag("--workers", "corpus.workers", "data-loader processes generating the corpus (0 = in the training "
           "process)", type=int, default_text="auto: the CPU cores beyond two, at most 4"),
     # inference
-    _flag("--batch-size", "inference.batch_size", "groups per forward pass", type=int, legacy=("--batch_size",)),
+    _flag("--batch-size", "inference.batch_size", "groups per forward pass", type=int, legacy=("--batch_size",),
+          default_text="auto: 16 on a CPU, 512 on a GPU"),
     _flag("--accelerator", "inference.accelerator", " | ".join(ACCELERATORS)),
     _flag("--stitch-crop", "inference.stitch_crop", "side M of the central crop each patch contributes",
           type=int),

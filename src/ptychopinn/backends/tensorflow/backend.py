@@ -15,7 +15,7 @@ import numpy as np
 from ptychopinn.backends.base import BatchRunner, TrainingResult, TrainingRun
 from ptychopinn.backends.tensorflow.inference import Predictor
 from ptychopinn.backends.tensorflow.model import build_network
-from ptychopinn.backends.tensorflow.runtime import device_scope, tensorflow
+from ptychopinn.backends.tensorflow.runtime import describe_device, device_scope, tensorflow
 from ptychopinn.backends.tensorflow.training import check_settings, train_tf
 from ptychopinn.backends.tensorflow.weights import load_canonical
 from ptychopinn.config import Settings
@@ -75,3 +75,6 @@ class TensorFlowBackend:
             return (x, offsets), output, output.group_object
 
         return run_batch
+
+    def runs_on_gpu(self, accelerator: str) -> bool:
+        return describe_device(accelerator).startswith("gpu")

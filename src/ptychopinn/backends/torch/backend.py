@@ -76,3 +76,6 @@ class TorchBackend:
                 return inputs, output, output.group_object.cpu().numpy()
 
         return run_batch
+
+    def runs_on_gpu(self, accelerator: str) -> bool:
+        return resolve_device(accelerator).type in ("cuda", "mps")
