@@ -1,7 +1,7 @@
 """The network on a partially coherent scan: learned probe and incoherent modes (issue 27 item 5).
 
     python benchmarks/network_partial_coherence.py [--epochs 8] [--size 160] [--step 5] [--filters 2]
-                                                  [--gridsize 1] [--probe-lr 1e-3]
+                                                  [--gridsize 1] [--generator cnn] [--probe-lr 1e-3]
                                                   [--runs fixed learned modes refined_probe ...]
                                                   [--out DIR] [--threads T]
     python benchmarks/network_partial_coherence.py --record-from OUT [OUT ...]
@@ -89,7 +89,8 @@ def run(name: str, seen, truth, args: argparse.Namespace, out: Path) -> dict:
     from ptychopinn.api import evaluate, reconstruct, train_with_summary
     from ptychopinn.physics.probe import probe_similarity
 
-    overrides = {"data": {"gridsize": args.gridsize}, "model": {"n_filters_scale": args.filters},
+    overrides = {"data": {"gridsize": args.gridsize},
+                 "model": {"n_filters_scale": args.filters, "generator": args.generator},
                  "training": {"epochs": args.epochs, "probe_learning_rate": args.probe_lr}}
     for section, values in RUNS[name].items():
         overrides.setdefault(section, {}).update(values)
@@ -104,7 +105,8 @@ def run(name: str, seen, truth, args: argparse.Namespace, out: Path) -> dict:
     seconds = time.perf_counter() - start
     scores = evaluate(reconstruct(summary.model, seen), truth)
     return {
-        "run": name, "epochs_run": summary.epochs_run, "train_seconds": round(seconds, 1),
+        "run": name, "generator": args.generator, "epochs_run": summary.epochs_run,
+        "train_seconds": round(seconds, 1),
         "of_which_refinement_seconds": refine_seconds,
         "phase_ssim": scores["phase_ssim"], "amplitude_ssim": scores["amplitude_ssim"],
         "probe_modes": len(summary.model.probes),
@@ -124,6 +126,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--filters", type=int, default=2, help="model.n_filters_scale")
     parser.add_argument("--gridsize", type=int, default=1)
+    parser.add_argument("--generator", choices=("cnn", "unet"), default="cnn", help="model.generator")
     parser.add_argument("--probe-lr", type=float, default=1e-3, help="training.probe_learning_rate")
     parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     parser.add_argument("--out", type=Path, default=None)
@@ -142,7 +145,7 @@ def main() -> None:
     truth, seen, guess_similarity = simulated_scan(args.size, args.step, args.seed)
     results = {"patterns": truth.n_patterns, "guess_similarity_to_truth": guess_similarity,
                "epochs": args.epochs, "n_filters_scale": args.filters, "gridsize": args.gridsize,
-               "probe_learning_rate": args.probe_lr, "runs": []}
+               "generator": args.generator, "probe_learning_rate": args.probe_lr, "runs": []}
     for name in args.runs:
         results["runs"].append(run(name, seen, truth, args, out))
         print_json(results["runs"][-1])
@@ -153,10 +156,11 @@ def main() -> None:
     record(results)
 
 
-def command_of(results: dict, run_name: str) -> str:
+def command_of(results: dict, run_name: str, generator: str) -> str:
     return (f"python benchmarks/network_partial_coherence.py --epochs {results['epochs']} "
             f"--filters {results['n_filters_scale']} --gridsize {results['gridsize']} "
-            f"--probe-lr {results['probe_learning_rate']:g} --runs {run_name}")
+            f"--probe-lr {results['probe_learning_rate']:g} --generator {generator} "
+            f"--runs {run_name}")
 
 
 def record(results: dict) -> None:
@@ -168,9 +172,12 @@ def record(results: dict) -> None:
     path = RESULTS / f"network_partial_coherence_{tag}.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     same = all(previous.get(key) == results[key] for key in SETTINGS)
-    runs = {run["run"]: run for run in previous.get("runs", [])} if same else {}
+    runs = {(run.get("generator", "cnn"), run["run"]): run for run in previous.get("runs", [])} if same else {}
     for run_result in results["runs"]:
-        runs[run_result["run"]] = {**run_result, "command": command_of(results, run_result["run"])}
+        # runs recorded before --generator existed were the cnn's
+        generator = run_result.get("generator", results.get("generator", "cnn"))
+        runs[generator, run_result["run"]] = {**run_result, "generator": generator,
+                                              "command": command_of(results, run_result["run"], generator)}
     payload = {key: results[key] for key in (*SETTINGS, "guess_similarity_to_truth")}
     payload["runs"] = list(runs.values())
     write_results("network_partial_coherence", payload, markdown(payload))
@@ -182,10 +189,11 @@ def markdown(payload: dict) -> str:
              f"{payload['n_filters_scale']}, {payload['epochs']} epochs (after the curriculum's), probe step "
              f"{payload['probe_learning_rate']:g}; the guess's similarity to the true mode 0: "
              f"{payload['guess_similarity_to_truth']:.3f}.", "",
-             "| run | phase SSIM | amplitude SSIM | learned mode 0 vs truth | modes | train s | command |",
-             "|---|---|---|---|---|---|---|"]
+             "| run | generator | phase SSIM | amplitude SSIM | learned mode 0 vs truth | modes | train s | command |",
+             "|---|---|---|---|---|---|---|---|"]
     for run_result in payload["runs"]:
-        lines.append(f"| {run_result['run']} | {run_result['phase_ssim']:.3f} | {run_result['amplitude_ssim']:.3f} | "
+        lines.append(f"| {run_result['run']} | {run_result.get('generator', 'cnn')} | {run_result['phase_ssim']:.3f} | "
+                     f"{run_result['amplitude_ssim']:.3f} | "
                      f"{run_result['mode0_similarity_to_truth']:.3f} | {run_result['probe_modes']} | "
                      f"{run_result['train_seconds']:.0f} | `{run_result['command']}` |")
     lines += ["", "Train seconds are wall time on a machine that may be shared with other jobs."]
