@@ -265,11 +265,16 @@ def scores_only(measured: dict) -> dict:
     return {key: measured[key] for key in SCORES}
 
 
-def throughput(model: TrainedModel, patterns: int, repeats: int) -> dict:
-    """One-pass patterns/s on a single large scan (a held-out object, a zone-plate probe), no
-    refinement or scoring: the detector-rate question."""
-    spec = CaseSpec(f"throughput-{patterns}", "throughput", families.HELD_OUT_OBJECT_FAMILIES[0], "zone_plate",
+def throughput_case(patterns: int) -> CaseSpec:
+    """The throughput scan: a held-out object under a zone-plate probe, ``patterns`` positions."""
+    return CaseSpec(f"throughput-{patterns}", "throughput", families.HELD_OUT_OBJECT_FAMILIES[0], "zone_plate",
                     draw=THROUGHPUT_DRAW, patterns=patterns)
+
+
+def throughput(model: TrainedModel, patterns: int, repeats: int) -> dict:
+    """One-pass patterns/s on a single large scan (:func:`throughput_case`), no refinement or
+    scoring: the detector-rate question."""
+    spec = throughput_case(patterns)
     scan, geometry = build_scan(spec, model.patch_size)
     _, timing = timed_one_pass(model, scan, repeats)
     return {**asdict(spec), **geometry, **timing}

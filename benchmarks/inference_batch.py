@@ -25,12 +25,10 @@ AUTO = "auto"
 
 
 def throughput_scan(model, patterns: int):
+    """The generalization benchmark's throughput scan at the model's patch size."""
     import generalization
 
-    spec = generalization.CaseSpec(f"throughput-{patterns}", "throughput",
-                                   generalization.families.HELD_OUT_OBJECT_FAMILIES[0], "zone_plate",
-                                   draw=generalization.THROUGHPUT_DRAW, patterns=patterns)
-    return generalization.build_scan(spec, model.patch_size)[0]
+    return generalization.build_scan(generalization.throughput_case(patterns), model.patch_size)[0]
 
 
 def measure(model, scan, batch_sizes: list, rounds: int) -> dict:

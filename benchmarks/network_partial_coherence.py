@@ -116,6 +116,8 @@ def run(name: str, seen, truth, args: argparse.Namespace, out: Path) -> dict:
 
 
 SETTINGS = ("patterns", "epochs", "n_filters_scale", "gridsize", "probe_learning_rate")
+# the generator of runs recorded before --generator existed
+EARLIER_GENERATOR = "cnn"
 
 
 def main() -> None:
@@ -172,10 +174,12 @@ def record(results: dict) -> None:
     path = RESULTS / f"network_partial_coherence_{tag}.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     same = all(previous.get(key) == results[key] for key in SETTINGS)
-    runs = {(run.get("generator", "cnn"), run["run"]): run for run in previous.get("runs", [])} if same else {}
+    runs = {}
+    for run in previous.get("runs", []) if same else []:
+        run = {**run, "generator": run.get("generator", EARLIER_GENERATOR)}
+        runs[run["generator"], run["run"]] = run
     for run_result in results["runs"]:
-        # runs recorded before --generator existed were the cnn's
-        generator = run_result.get("generator", results.get("generator", "cnn"))
+        generator = run_result.get("generator", results.get("generator", EARLIER_GENERATOR))
         runs[generator, run_result["run"]] = {**run_result, "generator": generator,
                                               "command": command_of(results, run_result["run"], generator)}
     payload = {key: results[key] for key in (*SETTINGS, "guess_similarity_to_truth")}
@@ -192,7 +196,7 @@ def markdown(payload: dict) -> str:
              "| run | generator | phase SSIM | amplitude SSIM | learned mode 0 vs truth | modes | train s | command |",
              "|---|---|---|---|---|---|---|---|"]
     for run_result in payload["runs"]:
-        lines.append(f"| {run_result['run']} | {run_result.get('generator', 'cnn')} | {run_result['phase_ssim']:.3f} | "
+        lines.append(f"| {run_result['run']} | {run_result['generator']} | {run_result['phase_ssim']:.3f} | "
                      f"{run_result['amplitude_ssim']:.3f} | "
                      f"{run_result['mode0_similarity_to_truth']:.3f} | {run_result['probe_modes']} | "
                      f"{run_result['train_seconds']:.0f} | `{run_result['command']}` |")

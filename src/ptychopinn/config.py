@@ -253,10 +253,11 @@ class TrainingConfig(StrictModel):
 # generator's activations in cache: the shipped general model streamed 1.4x more patterns/s at 16
 # than at 64 on 2 cores (benchmarks/inference_batch.py); a GPU wants large batches to stay busy.
 AUTO_INFERENCE_BATCH = {"cpu": 16, "gpu": 512}
+AUTO_INFERENCE_BATCH_TEXT = f"{AUTO_INFERENCE_BATCH['cpu']} on a CPU, {AUTO_INFERENCE_BATCH['gpu']} on a GPU"
 
 
 class InferenceConfig(StrictModel):
-    batch_size: int | None = Field(None, ge=1, description="groups per forward pass; None: 16 on a CPU, 512 on a GPU")
+    batch_size: int | None = Field(None, ge=1, description=f"groups per forward pass; None: {AUTO_INFERENCE_BATCH_TEXT}")
     stitch_crop: int = Field(20, ge=1, description="side M of the central crop each patch stitches")
     stitch_weighting: StitchWeighting = StitchWeighting.crop
     accelerator: str = "auto"

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from ptychopinn.cli.common import ACCELERATORS, UserError, add_legacy, read_input
 from ptychopinn.config import (
     ADAM_FLAT_CHECK_PASSES,
+    AUTO_INFERENCE_BATCH_TEXT,
     MPIE_MIN_COUNTS,
     Backend,
     GeneratorKind,
@@ -160,7 +161,7 @@ SETTING_FLAGS: tuple[SettingFlag, ...] = (
           "process)", type=int, default_text="auto: the CPU cores beyond two, at most 4"),
     # inference
     _flag("--batch-size", "inference.batch_size", "groups per forward pass", type=int, legacy=("--batch_size",),
-          default_text="auto: 16 on a CPU, 512 on a GPU"),
+          default_text=f"auto: {AUTO_INFERENCE_BATCH_TEXT}"),
     _flag("--accelerator", "inference.accelerator", " | ".join(ACCELERATORS)),
     _flag("--stitch-crop", "inference.stitch_crop", "side M of the central crop each patch contributes",
           type=int),

@@ -44,7 +44,7 @@ from ptychopinn.cli.flags import (
     resolve,
 )
 from ptychopinn.cli.refine import report_data_fit, run_refinement
-from ptychopinn.config import Settings
+from ptychopinn.config import AUTO_INFERENCE_BATCH_TEXT, Settings
 from ptychopinn.data import load_scan
 from ptychopinn.data.product import write_reconstruction_product
 from ptychopinn.evaluation.data_fit import POOR_FIT_EXCESS
@@ -111,7 +111,8 @@ def add_parser(commands) -> None:
     add_setting_flags(p, FLAGS, "settings (override the model's and --config)", defaults,
                       default_texts={"--backend": "the backend the model was trained with",
                                      "--n-groups": "the model's: one per scan position",
-                                     "--batch-size": "the model's: 64", "--accelerator": "the model's: auto",
+                                     "--batch-size": f"the model's, usually unset: {AUTO_INFERENCE_BATCH_TEXT}",
+                                     "--accelerator": "the model's: auto",
                                      "--stitch-crop": "the model's: 20", "--stitch-weighting": "the model's: crop"})
     group = p.add_argument_group("self-supervised fine-tuning on the scan being reconstructed")
     group.add_argument("--finetune-epochs", dest="finetune_epochs", type=int, default=0,
