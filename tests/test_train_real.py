@@ -110,6 +110,33 @@ def test_training_leaves_bad_pixels_out_of_the_input_and_the_scales(tiny_scan):
     assert np.all(grouped.diffraction(np.arange(4))[:, :, bad] == 0)
 
 
+def test_inference_leaves_bad_pixels_out_as_training_does(tiny_scan, tmp_path):
+    """Garbage on the bad pixels (hot pixels, as ``simulate`` writes them and an npz keeps them)
+    changes neither the input scale nor what the network sees when it reconstructs: in memory,
+    and read lazily from the file."""
+    from ptychopinn.api import reconstruct
+    from ptychopinn.data import save_scan
+    from ptychopinn.data.grouped import GroupedScan
+
+    bad = np.random.default_rng(1).random((N, N)) < 0.05
+    garbage = tiny_scan.diffraction.copy()
+    garbage[:, bad] = 1e4
+    dirty = dataclasses.replace(tiny_scan, diffraction=garbage, bad_pixels=bad)
+    cleaned = dataclasses.replace(dirty, diffraction=np.where(bad, 0, tiny_scan.diffraction).astype(np.float32))
+    settings = resolve_settings(None, {"data": {"gridsize": 1}})
+    grouped, clean_grouped = GroupedScan.build(dirty, settings.data), GroupedScan.build(cleaned, settings.data)
+    assert grouped.input_scale == clean_grouped.input_scale
+    np.testing.assert_array_equal(grouped.diffraction(np.arange(8)), clean_grouped.diffraction(np.arange(8)))
+
+    model = train_with_summary(cleaned, tmp_path / "run", overrides={
+        "data": {"gridsize": 1, "n_groups": 32}, "model": {"n_filters_scale": 1},
+        "training": {"epochs": 1, "batch_size": 16}}).model
+    expected = reconstruct(model, cleaned).object
+    np.testing.assert_array_equal(reconstruct(model, dirty).object, expected)
+    save_scan(dirty, tmp_path / "dirty.npz")
+    np.testing.assert_allclose(reconstruct(model, tmp_path / "dirty.npz").object, expected, rtol=1e-5, atol=1e-6)
+
+
 # -- incoherent probe modes -------------------------------------------------------------------
 
 

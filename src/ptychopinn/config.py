@@ -308,14 +308,6 @@ MAX_PROBE_MODES = 8
 PROBE_REFINED_PASSES = 80
 
 
-def _valid_counts(scan: Scan) -> float:
-    """Mean counts per pattern on the detector's valid pixels: a hot pixel would pass for signal."""
-    # imported here: the problem module imports torch, which only refinement needs
-    from ptychopinn.reconstruction.refine.problem import valid_mean_counts
-
-    return valid_mean_counts(scan.diffraction, scan.valid_pixels)
-
-
 class RefineOptions(StrictModel):
     """Physics-based refinement (docs/design/spec.md#stitching-and-refinement); the device it
     runs on is a runtime choice, not a setting."""
@@ -426,7 +418,7 @@ class RefineOptions(StrictModel):
         otherwise, and an unset ``flat_check_passes`` follows the optimiser."""
         optimizer = self.optimizer
         if optimizer is RefineOptimizer.auto:
-            counts = mean_total_counts(scan.diffraction) if scan.valid_pixels is None else _valid_counts(scan)
+            counts = mean_total_counts(scan.diffraction, scan.valid_pixels)  # a hot pixel is no signal
             mpie = counts >= MPIE_MIN_COUNTS and self.loss is RefineLoss.amplitude
             optimizer = RefineOptimizer.mpie if mpie else RefineOptimizer.adam
             log.info("refinement: %s steps (%.3g mean counts per pattern, %s loss)",

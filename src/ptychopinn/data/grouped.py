@@ -34,14 +34,18 @@ class GroupedScan:
             seed=data.seed,
             source=scan.source,
         )
-        return cls(scan=scan, groups=groups, input_scale=input_scale(scan.diffraction))
+        return cls(scan=scan, groups=groups, input_scale=input_scale(scan.diffraction, scan.valid_pixels))
 
     def __len__(self) -> int:
         return self.groups.n_groups
 
     def diffraction(self, selection: np.ndarray | slice) -> np.ndarray:
-        """Normalised amplitudes X_n of the selected groups, (B, C, N, N) float32."""
-        return normalize_diffraction(self.scan.diffraction[self.members(selection)], self.input_scale)
+        """Normalised amplitudes X_n of the selected groups, (B, C, N, N) float32; bad detector
+        pixels read 0 (their values are garbage), in training and inference alike."""
+        patterns = self.scan.diffraction[self.members(selection)]
+        if self.scan.bad_pixels is not None:
+            patterns = np.where(self.scan.bad_pixels, np.float32(0), patterns)
+        return normalize_diffraction(patterns, self.input_scale)
 
     def members(self, selection: np.ndarray | slice) -> np.ndarray:
         """Scan indices of the selected groups' members, (B, C)."""

@@ -317,7 +317,7 @@ def write_product(
         predicted = gain * float(np.mean(exit_wave_energies(obj, probes, x, y)))
         if scan.bad_pixels is not None:  # the measured counts lack the bad pixels' share
             predicted *= valid_pixel_share(obj, probes, x, y, scan.valid_pixels)
-        measured = mean_total_counts(scan.diffraction)  # also for patterns read lazily
+        measured = mean_total_counts(scan.diffraction, scan.valid_pixels)  # also for patterns read lazily
         if predicted > 0 and measured > 0:
             probes = (probes * np.sqrt(measured / predicted)).astype(np.complex64)
     geometry = _canvas_geometry(obj.shape, metadata, origin_xy)

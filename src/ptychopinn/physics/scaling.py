@@ -13,21 +13,32 @@ from typing import Any
 
 import numpy as np
 
+COUNTS_CHUNK = 256  # patterns read at a time when only the valid pixels count
 
-def mean_total_counts(diffraction: np.ndarray) -> float:
-    """n̄ = mean over patterns of Σ X² (float64): mean total counts when X = sqrt(counts)."""
-    if hasattr(diffraction, "pattern_energies"):  # patterns read lazily: one chunked pass, kept
+
+def mean_total_counts(diffraction: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """n̄ = mean over patterns of Σ X² (float64): mean total counts when X = sqrt(counts), summed
+    over the ``valid`` detector pixels ((N, N) bool; None: all). A bad pixel's value is garbage,
+    and a hot one would outweigh the signal."""
+    if valid is None and hasattr(diffraction, "pattern_energies"):  # read lazily: one chunked pass, kept
         return float(np.mean(diffraction.pattern_energies()))
-    x = np.asarray(diffraction, dtype=np.float64)
-    if x.ndim < 2 or x.size == 0:
+    if np.ndim(diffraction) < 2 or np.size(diffraction) == 0:
         raise ValueError("diffraction must be a non-empty stack of patterns")
-    return float(np.mean(np.sum(x**2, axis=(-2, -1)).reshape(-1)))
+    if valid is None:
+        x = np.asarray(diffraction, dtype=np.float64)
+        return float(np.mean(np.sum(x**2, axis=(-2, -1)).reshape(-1)))
+    total = 0.0
+    for start in range(0, len(diffraction), COUNTS_CHUNK):  # a lazily read scan is never held whole
+        patterns = np.asarray(diffraction[start : start + COUNTS_CHUNK], dtype=np.float64)
+        total += float(np.sum(patterns**2 * valid))
+    return total / len(diffraction)
 
 
-def input_scale(diffraction: np.ndarray) -> float:
-    """a = sqrt((N/2)² / mean_patterns Σ X²), so the mean pattern energy of a·X is (N/2)²."""
+def input_scale(diffraction: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """a = sqrt((N/2)² / mean_patterns Σ X²), so the mean pattern energy of a·X is (N/2)²; the sum
+    runs over the ``valid`` detector pixels (None: all), as training sees bad pixels as 0."""
     n = np.shape(diffraction)[-1]
-    energy = mean_total_counts(diffraction)
+    energy = mean_total_counts(diffraction, valid)
     if not energy > 0:
         raise ValueError("diffraction has zero total energy; cannot normalise it")
     return math.sqrt((n / 2) ** 2 / energy)

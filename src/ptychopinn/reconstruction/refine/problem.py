@@ -54,7 +54,7 @@ class RefinementProblem:
         self.valid = torch.tensor(valid, dtype=torch.float32, device=device)
         self.valid_pixel_count = int(valid.sum())
         # mean counts per pattern, the bad pixels' share estimated from the valid ones
-        self.measured_counts = valid_mean_counts(scan.diffraction, valid) * valid.size / self.valid_pixel_count
+        self.measured_counts = mean_total_counts(scan.diffraction, valid) * valid.size / self.valid_pixel_count
         if not self.measured_counts > 0:
             raise ValueError(f"{scan.source or 'the scan'}: the patterns hold no counts on the valid "
                              "detector pixels; cannot scale the probe to them")
@@ -240,16 +240,6 @@ class RefinementProblem:
         return Reconstruction(np.where(covered, obj, 0).astype(np.complex64),
                               np.where(covered, self.illumination, 0).astype(np.float32),
                               (float(self.origin_xy[0]), float(self.origin_xy[1])))
-
-
-def valid_mean_counts(diffraction, valid: np.ndarray, chunk: int = 256) -> float:
-    """Mean over patterns of Σ X² over the valid pixels, float64, read ``chunk`` patterns at a time
-    (a lazily read scan is never held whole)."""
-    total = 0.0
-    for start in range(0, len(diffraction), chunk):
-        patterns = np.asarray(diffraction[start : start + chunk], dtype=np.float64)
-        total += float(np.sum(patterns**2 * valid))
-    return total / len(diffraction)
 
 
 def _complex(tensor: torch.Tensor) -> torch.Tensor:
