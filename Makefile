@@ -51,7 +51,7 @@ bench: install
 GENERAL_RUN ?= runs/general-64
 GENERAL_EPOCHS ?= 14
 general-model: install
-	$(BIN)/ptychopinn pretrain --output-dir $(GENERAL_RUN) --epochs $(GENERAL_EPOCHS) --seed 0 $(if $(RESUME),--resume $(RESUME))
+	$(BIN)/ptychopinn pretrain --output-dir $(GENERAL_RUN) --epochs $(GENERAL_EPOCHS) --seed 0 --phase-activation pi_tanh $(if $(RESUME),--resume $(RESUME))
 	cp $(GENERAL_RUN)/model.pinn src/ptychopinn/model/shipped/general-64.pinn
 
 clean:

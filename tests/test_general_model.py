@@ -26,6 +26,8 @@ def test_the_shipped_model_loads_by_name_and_is_a_general_model(general):
     assert general.settings.corpus is not None
     assert general.settings.physics.probe_normalization == "energy"
     assert general.settings.model.generator.value == "unet" and general.patch_size == 64
+    # pretrained before model.phase_activation existed: its bundle does not name it, and it loads as π·tanh
+    assert general.settings.model.phase_activation.value == "pi_tanh"
     # the device picks the inference batch (16 groups on a CPU, where 64 streamed 1.4x slower)
     assert general.settings.inference.batch_size is None
     low, high = general.training_probes["effective_area_fraction"]

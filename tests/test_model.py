@@ -12,7 +12,13 @@ import pytest
 
 from helpers import TorchAdapter, architecture
 from helpers import model_inputs as inputs
-from ptychopinn.config import AmplitudeActivation, GeneratorKind, GroupEncoding, HeadKind
+from ptychopinn.config import (
+    AmplitudeActivation,
+    GeneratorKind,
+    GroupEncoding,
+    HeadKind,
+    PhaseActivation,
+)
 
 GENERATORS = pytest.mark.parametrize("generator", list(GeneratorKind), ids=lambda kind: kind.value)
 
@@ -67,13 +73,29 @@ def test_amplitude_activation_headroom(backend, generator):
     assert np.abs(capped(x, offsets).raw_patches).max() <= 1.0
 
 
-@GENERATORS
-def test_phase_is_bounded_by_pi(backend, generator):
-    model = backend.build(32, 1, generator=generator)
-    model.set_weight("generator.phase.head.bias", 50.0)
+def _phase_of_constant_head(backend, generator, activation, bias):
+    """The patches' phase with the phase head's kernel zeroed and its bias set: the activation of ``bias``."""
+    model = backend.build(32, 1, generator=generator, phase_activation=activation)
+    model.set_weight("generator.phase.head.weight", 0.0)
+    model.set_weight("generator.phase.head.bias", bias)
     x, offsets = inputs(1, 1, 32)
-    phase = np.angle(model(x, offsets).raw_patches)
-    assert np.abs(phase).max() <= math.pi + 1e-5
+    return np.angle(model(x, offsets).raw_patches)
+
+
+@GENERATORS
+def test_the_pi_tanh_phase_head_is_bounded_and_flat_at_its_bound(backend, generator):
+    phase = _phase_of_constant_head(backend, generator, PhaseActivation.pi_tanh, 50.0)
+    assert np.allclose(np.abs(phase), math.pi, atol=1e-5)  # π·tanh(50) (angle gives ±π): saturated, its gradient gone
+    phase = _phase_of_constant_head(backend, generator, PhaseActivation.pi_tanh, 0.5)
+    assert np.allclose(phase, math.pi * math.tanh(0.5), atol=1e-5)
+
+
+@GENERATORS
+def test_the_linear_phase_head_is_unbounded_and_periodic(backend, generator):
+    phase = _phase_of_constant_head(backend, generator, PhaseActivation.linear, 0.5)
+    assert np.allclose(phase, 0.5, atol=1e-5)
+    wrapped = _phase_of_constant_head(backend, generator, PhaseActivation.linear, 0.5 + 4 * math.pi)
+    assert np.allclose(wrapped, 0.5, atol=1e-4)  # the patch A·e^{iφ} is the same 2π on
 
 
 @pytest.mark.parametrize("gridsize", [1, 2])

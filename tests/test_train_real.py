@@ -261,10 +261,51 @@ def test_the_collapse_check_flags_flat_and_saturated_patches_not_structured_ones
     assert pinned_check.saturated and pinned_check.phase_saturated_fraction == 1.0
 
 
+def test_the_collapse_check_measures_the_phase_about_each_patchs_own_global_phase():
+    """The global phase is free: patches turned by π (their phase straddling the ±π cut) have the
+    spread they had, and under the unbounded (linear) phase head ±π is no bound at all."""
+    probe = make_probe(N, "defocused")
+    patches = object_patches(count=8)
+    turned = patches * np.exp(1j * (math.pi - np.angle(patches.mean())))  # centred on the cut
+
+    def check(values, phase_bound):
+        return CollapseMonitor(illuminated_pixels(probe), 2.0, phase_bound).update(np.abs(values), np.angle(values)).finish(0)
+
+    assert np.angle(turned).max() - np.angle(turned).min() > math.pi  # wrapped across the cut
+    assert check(turned, None).phase_variance == pytest.approx(check(patches, None).phase_variance, rel=1e-5)
+    assert check(turned, None).healthy and check(turned, None).phase_saturated_fraction == 0
+    flat_at_the_cut = np.full((8, N, N), 0.7) * np.exp(1j * math.pi * np.where(np.arange(N) % 2, 0.999, -0.999))
+    flat = check(flat_at_the_cut, None)
+    assert flat.collapsed and flat.phase_variance < 1e-4 and not flat.saturated
+
+
+
+@pytest.mark.parametrize("activation", ["pi_tanh", "linear"])
+def test_a_phase_head_started_at_minus_20_learns_only_when_unbounded(tiny_scan, tmp_path, activation):
+    """The same start, φ_raw = −20 everywhere: π·tanh is flat there, so its head gets no gradient
+    and stays where it started; the linear head (φ = −20 rad, a global phase) learns."""
+    settings = resolve_settings(None, {"data": {"gridsize": 1, "n_groups": 64},
+                                       "model": {"n_filters_scale": 1, "phase_activation": activation},
+                                       "training": {"epochs": 1, "batch_size": 16, "validation_fraction": 0}})
+    arch = Architecture.from_settings(settings, ModelGeometry(N, N))
+    weights = {k: v.detach().numpy().copy() for k, v in PtychoPINN(arch, torch.from_numpy(tiny_scan.probe)).state_dict().items()}
+    weights["generator.phase.head.weight"][:] = 0
+    weights["generator.phase.head.bias"][:] = -20
+    from ptychopinn.api import _train_stage
+
+    _, result = _train_stage(tiny_scan, settings, tmp_path / activation, initial_weights=weights)
+    moved = np.abs(result.weights["generator.phase.head.weight"]).max()
+    if activation == "pi_tanh":
+        assert moved < 1e-6 and result.collapse_warnings
+    else:
+        assert moved > 1e-4 and not any("saturated" in w for w in result.collapse_warnings)
+
+
 def test_training_warns_when_the_phase_head_is_pinned_at_minus_pi(tiny_scan, tmp_path, caplog):
     """A forced collapse: the phase head's weights zeroed and its bias at −20, so φ = π·tanh(−20)
     = −π everywhere and its gradient vanishes, as on the real scan of issue 27."""
-    settings = resolve_settings(None, {"data": {"gridsize": 1, "n_groups": 64}, "model": {"n_filters_scale": 1},
+    settings = resolve_settings(None, {"data": {"gridsize": 1, "n_groups": 64},
+                                       "model": {"n_filters_scale": 1, "phase_activation": "pi_tanh"},
                                        "training": {"epochs": 1, "batch_size": 16}})
     arch = Architecture.from_settings(settings, ModelGeometry(N, N))
     weights = {k: v.detach().numpy().copy() for k, v in PtychoPINN(arch, torch.from_numpy(tiny_scan.probe)).state_dict().items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 
 import numpy as np
 import pytest
@@ -109,6 +110,27 @@ def test_bundle_round_trip_gives_identical_outputs(trained, tiny_scan, tmp_path)
         b = again.build_module()(x, offsets).amplitude
     assert torch.equal(a, b)
     assert load_bundle(copy_path).backend == "torch"
+
+
+def test_a_bundle_from_before_the_phase_activation_setting_keeps_pi_tanh(trained, tiny_scan, tmp_path):
+    """Bundles that do not name model.phase_activation were trained with π·tanh, no longer the default."""
+    bundle = load_bundle(trained.model_path)
+    assert trained.model.settings.model.phase_activation.value == "linear"  # today's default
+    config = dict(bundle.config)
+    old_model = {k: v for k, v in config["settings"]["model"].items() if k != "phase_activation"}
+    config["settings"] = {**config["settings"], "model": old_model}
+    path = save_bundle(tmp_path / "old.pinn", config=config, scales=bundle.scales, probe=bundle.probe,
+                       weights=bundle.weights, backend="torch")
+    old = load_model(path)
+    assert old.settings.model.phase_activation.value == "pi_tanh"
+    grouped = GroupedScan.build(tiny_scan, old.settings.data)
+    x = torch.from_numpy(grouped.diffraction(slice(0, 4)))
+    offsets = torch.from_numpy(grouped.offsets(slice(0, 4)))
+    with torch.no_grad():
+        linear_phase = trained.model.build_module()(x, offsets).raw_patches.angle()
+        tanh_phase = old.build_module()(x, offsets).raw_patches.angle()
+    expected = torch.angle(torch.polar(torch.ones_like(linear_phase), math.pi * torch.tanh(linear_phase)))
+    assert torch.allclose(tanh_phase, expected, atol=1e-4)
 
 
 def test_bundle_with_wrong_architecture_is_refused(trained, tmp_path):

@@ -64,6 +64,13 @@ class AmplitudeActivation(str, Enum):
     sigmoid = "sigmoid"  # predecessor: capped at 1
 
 
+class PhaseActivation(str, Enum):
+    """The phase head's output function (docs/design/spec.md#model)."""
+
+    linear = "linear"  # φ = x, unbounded: the patch A·e^{iφ} is periodic in φ, so a free global phase has no bound to stick to
+    pi_tanh = "pi_tanh"  # φ = π·tanh(x) (the predecessor's, and every bundle's before the setting existed)
+
+
 class GeneratorKind(str, Enum):
     """The network that maps a pattern's input features to its object patch (docs/design/spec.md#model)."""
 
@@ -133,6 +140,11 @@ class ModelConfig(StrictModel):
     group_encoding: GroupEncoding = GroupEncoding.per_pattern
     input_mode: InputMode = InputMode.backprojection
     amplitude_activation: AmplitudeActivation = AmplitudeActivation.scaled_sigmoid
+    phase_activation: PhaseActivation = Field(
+        PhaseActivation.linear,
+        description="phase head: linear (unbounded; e^{iφ} wraps it) or pi_tanh (bounded to ±π; it can saturate "
+        "there when the object's free global phase drifts to the bound)",
+    )
 
     @model_validator(mode="before")
     @classmethod

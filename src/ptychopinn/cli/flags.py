@@ -27,6 +27,7 @@ from ptychopinn.config import (
     GroupEncoding,
     HeadKind,
     InputMode,
+    PhaseActivation,
     RefineLoss,
     RefineOptimizer,
     Settings,
@@ -124,6 +125,9 @@ SETTING_FLAGS: tuple[SettingFlag, ...] = (
           "border branch", choices=_choices(HeadKind)),
     _flag("--input-mode", "model.input_mode", "generator input: amplitude + back-projected object "
           "estimate, or the amplitude alone (predecessor)", choices=_choices(InputMode)),
+    _flag("--phase-activation", "model.phase_activation", "phase head: linear (unbounded; the patch "
+          "A·exp(iφ) wraps it) or pi_tanh (bounded to ±π, where it can saturate; models trained before "
+          "this setting existed)", choices=_choices(PhaseActivation)),
     _flag("--group-encoding", "model.group_encoding", "one shared network per pattern, or a group's "
           "patterns as channels (predecessor)", choices=_choices(GroupEncoding)),
     _flag("--object-big", "model.object_big", "merge each group's patches into one canvas",

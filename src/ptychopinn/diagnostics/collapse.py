@@ -6,9 +6,12 @@ improving. After every epoch training looks at the predicted patches of a fixed 
 over the pixels the probe lights (elsewhere nothing constrains the network):
 
 * the within-patch variance of the amplitude (``var_zero_mean``, relative to the squared mean)
-  and of the phase: both near zero means the patches carry no structure (collapse);
-* the fraction of phase values within SATURATION_MARGIN of ±π, and of amplitudes within it of
-  the activation's bounds: the activation is saturated there and its gradient vanishes.
+  and of the phase, taken about each patch's amplitude-weighted circular mean phase (a patch's global phase is free
+  and may sit anywhere on the circle, ±π included, without being spread): both near zero means
+  the patches carry no structure (collapse);
+* the fraction of amplitudes within SATURATION_MARGIN of the activation's bounds and, for a
+  bounded phase head (π · tanh), of phase values within it of ±π: the activation is saturated
+  there and its gradient vanishes. The linear phase head has no bound to saturate at.
 
 The statistics are accumulated in float64 (:class:`~ptychopinn.diagnostics.stats.PatchAccumulator`).
 """
@@ -20,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ptychopinn.diagnostics.stats import PatchAccumulator
+from ptychopinn.diagnostics.stats import PatchAccumulator, centred_phases
 
 # Below these the patches are flat: relative amplitude variance (var / mean²) and phase variance
 # (rad²). A healthy network on a weak phase object still shows ~1e-3 rad² within its patches.
@@ -82,9 +85,10 @@ def illuminated_pixels(probe: np.ndarray) -> np.ndarray:
 class CollapseMonitor:
     """Accumulates one epoch's predicted patches and judges them (:meth:`finish`)."""
 
-    def __init__(self, illuminated: np.ndarray, amplitude_bound: float):
+    def __init__(self, illuminated: np.ndarray, amplitude_bound: float, phase_bound: float | None = math.pi):
         self.illuminated = np.asarray(illuminated, dtype=bool)
         self.amplitude_bound = float(amplitude_bound)
+        self.phase_bound = phase_bound  # None: the phase head is unbounded (linear)
         self.reset()
 
     def reset(self) -> None:
@@ -100,9 +104,10 @@ class CollapseMonitor:
         amplitude = np.asarray(amplitude, dtype=np.float64).reshape(-1, n, n)[:, self.illuminated]
         phase = np.asarray(phase, dtype=np.float64).reshape(-1, n, n)[:, self.illuminated]
         self.amplitude.update(amplitude[:, None])
-        # the phase is signed: shifted by π so that the accumulator's modulus leaves it unchanged
-        self.phase.update(phase[:, None] + math.pi)
-        self.phase_saturated += int(np.count_nonzero(np.abs(phase) >= (1 - SATURATION_MARGIN) * math.pi))
+        # shifted by π into [0, 2π] so that the accumulator's modulus leaves it unchanged
+        self.phase.update(centred_phases(amplitude * np.exp(1j * phase), axis=-1)[:, None] + math.pi)
+        if self.phase_bound is not None:
+            self.phase_saturated += int(np.count_nonzero(np.abs(phase) >= (1 - SATURATION_MARGIN) * self.phase_bound))
         margin = SATURATION_MARGIN * self.amplitude_bound
         self.amplitude_saturated += int(np.count_nonzero((amplitude <= margin)
                                                          | (amplitude >= self.amplitude_bound - margin)))

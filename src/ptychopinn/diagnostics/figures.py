@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ptychopinn.atomic import save_figure_atomic
-from ptychopinn.diagnostics.stats import to_numpy
+from ptychopinn.diagnostics.stats import centred_phases, to_numpy
 from ptychopinn.plots import new_figure, object_extent
 
 CHANNELS = ("amplitude", "phase")
@@ -20,14 +20,6 @@ def normalized_amplitudes(patches: np.ndarray) -> np.ndarray:
     low = amp.min(axis=(-2, -1), keepdims=True)
     span = amp.max(axis=(-2, -1), keepdims=True) - low
     return np.divide(amp - low, span, out=np.zeros_like(amp), where=span > 0)
-
-
-def centred_phases(patches: np.ndarray) -> np.ndarray:
-    """Phase of each patch relative to its amplitude-weighted circular mean phase, in (−π, π]:
-    the global phase of a patch is arbitrary, its structure is not."""
-    values = np.asarray(patches)
-    mean = np.sum(values, axis=(-2, -1), keepdims=True)
-    return np.angle(values * np.exp(-1j * np.angle(mean)))
 
 
 def plot_patch_grid(patches, path: str | Path, channels: tuple[str, ...] = CHANNELS,

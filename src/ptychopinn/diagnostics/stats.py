@@ -47,6 +47,14 @@ def _as_patches(amplitudes: Any) -> np.ndarray:
     return a.reshape(-1, a.shape[-2] * a.shape[-1])
 
 
+def centred_phases(patches: Any, axis: int | tuple[int, ...] = (-2, -1)) -> np.ndarray:
+    """Phase of each complex patch (its pixels along ``axis``) relative to its amplitude-weighted
+    circular mean phase, in (−π, π]: the global phase of a patch is arbitrary, its structure is not."""
+    values = np.asarray(patches)
+    mean = np.sum(values, axis=axis, keepdims=True)
+    return np.angle(values * np.exp(-1j * np.angle(mean)))
+
+
 def var_zero_mean(amplitudes: Any) -> float:
     """Mean over all pixels of (A − mean of A over its own patch)² for patches (..., H, W), float64."""
     return PatchAccumulator().update(amplitudes).result()["var_zero_mean"]

@@ -16,6 +16,7 @@ from ptychopinn.config import (
     GroupEncoding,
     HeadKind,
     InputMode,
+    PhaseActivation,
     Settings,
 )
 
@@ -42,6 +43,7 @@ class Architecture:
     object_big: bool
     head: HeadKind
     amplitude_activation: AmplitudeActivation
+    phase_activation: PhaseActivation
     group_encoding: GroupEncoding
     input_mode: InputMode
     probe_mask: bool
@@ -59,6 +61,7 @@ class Architecture:
             object_big=settings.object_big,
             head=HeadKind(model.head),
             amplitude_activation=AmplitudeActivation(model.amplitude_activation),
+            phase_activation=PhaseActivation(model.phase_activation),
             group_encoding=GroupEncoding(model.group_encoding),
             input_mode=InputMode(model.input_mode),
             probe_mask=settings.physics.probe_mask,
@@ -72,6 +75,16 @@ class Architecture:
     @property
     def per_pattern(self) -> bool:
         return self.group_encoding is GroupEncoding.per_pattern
+
+    @property
+    def amplitude_bound(self) -> float:
+        """The amplitude activation's upper bound: 2 for 2 · sigmoid, 1 for sigmoid."""
+        return 2.0 if self.amplitude_activation is AmplitudeActivation.scaled_sigmoid else 1.0
+
+    @property
+    def phase_bound(self) -> float | None:
+        """|φ| ≤ π under π · tanh; the linear head has no bound (None)."""
+        return math.pi if self.phase_activation is PhaseActivation.pi_tanh else None
 
     @property
     def features_per_pattern(self) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ptychopinn.backends import ModelBackend, get_backend
-from ptychopinn.config import Backend, Settings
+from ptychopinn.config import Backend, PhaseActivation, Settings
 from ptychopinn.model.architecture import Architecture, ModelGeometry
 from ptychopinn.model.bundle import Bundle, BundleError, load_bundle, save_bundle
 from ptychopinn.model.general import shipped_model_path
@@ -76,13 +76,22 @@ class TrainedModel:
     @classmethod
     def from_bundle(cls, bundle: Bundle) -> TrainedModel:
         try:
-            settings = Settings.model_validate(bundle.config["settings"])
+            settings = Settings.model_validate(_with_stored_phase_activation(bundle.config["settings"]))
             geometry = ModelGeometry(**bundle.config["geometry"])
         except (KeyError, TypeError, ValueError) as error:
             raise BundleError(f"bundle {bundle.path}: config.json is not a valid model config: {error}") from None
         return cls(settings, geometry, bundle.scales, bundle.probe, bundle.weights,
                    bundle.backend, bundle.path, bundle.config.get("training_probes"),
                    bundle.probe_modes, bundle.config.get("probe_guess_sha256"))
+
+
+def _with_stored_phase_activation(settings: dict) -> dict:
+    """Bundles written before ``model.phase_activation`` existed all used π·tanh, which is no longer
+    the default: their settings say so explicitly, so the weights meet the activation they learned with."""
+    model = settings.get("model") if isinstance(settings, dict) else None
+    if not isinstance(model, dict) or "phase_activation" in model:
+        return settings
+    return {**settings, "model": {**model, "phase_activation": PhaseActivation.pi_tanh.value}}
 
 
 def load_model(path: str | Path) -> TrainedModel:

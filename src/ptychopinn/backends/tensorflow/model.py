@@ -27,7 +27,13 @@ from ptychopinn.backends.tensorflow.features import input_features
 from ptychopinn.backends.tensorflow.losses import data_loss
 from ptychopinn.backends.tensorflow.runtime import keras as load_keras
 from ptychopinn.backends.tensorflow.runtime import tensorflow
-from ptychopinn.config import AmplitudeActivation, GeneratorKind, HeadKind, InputMode
+from ptychopinn.config import (
+    AmplitudeActivation,
+    GeneratorKind,
+    HeadKind,
+    InputMode,
+    PhaseActivation,
+)
 from ptychopinn.model.architecture import Architecture
 from ptychopinn.model.physics_layer import (
     ForwardOutput,
@@ -78,7 +84,8 @@ def keras_classes():
     activations = {
         AmplitudeActivation.scaled_sigmoid: lambda x: 2 * tf.sigmoid(x),
         AmplitudeActivation.sigmoid: tf.sigmoid,
-        "phase": lambda x: math.pi * tf.tanh(x),
+        PhaseActivation.pi_tanh: lambda x: math.pi * tf.tanh(x),
+        PhaseActivation.linear: tf.identity,
     }
 
     class Encoder(keras.layers.Layer):
@@ -187,7 +194,7 @@ def keras_classes():
             self.encoder = Encoder(arch.input_channels, arch.encoder_filters)
             self.amplitude = Decoder(arch, "amplitude", arch.bottleneck_filters,
                                      activations[arch.amplitude_activation])
-            self.phase = Decoder(arch, "phase", arch.bottleneck_filters, activations["phase"])
+            self.phase = Decoder(arch, "phase", arch.bottleneck_filters, activations[arch.phase_activation])
 
         def named_convs(self) -> list:
             return [*self.encoder.convs, *self.amplitude.named_convs(), *self.phase.named_convs()]

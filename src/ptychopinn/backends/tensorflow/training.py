@@ -127,7 +127,7 @@ def train_tf(
         val_data = (classes.GroupBatches(grouped, val_idx, batch_size, False, config.seed)
                     if len(val_idx) else None)
         watch = classes.CollapseWatch(network, grouped.diffraction(np.asarray(train_idx)[:COLLAPSE_SAMPLE_GROUPS]),
-                                      illuminated_pixels(probe), amplitude_bound(arch))
+                                      illuminated_pixels(probe), arch)
         callbacks = [
             watch,
             classes.FinalDecay(config),  # before MetricsCSV, which records the rate the epoch uses
@@ -146,13 +146,6 @@ def train_tf(
         history={k: [float(v) for v in values] for k, values in history.history.items()},
         collapse_checks=watch.checks,
     )
-
-
-def amplitude_bound(arch: Architecture) -> float:
-    """The amplitude activation's upper bound (2 · sigmoid or sigmoid)."""
-    from ptychopinn.config import AmplitudeActivation
-
-    return 2.0 if arch.amplitude_activation is AmplitudeActivation.scaled_sigmoid else 1.0
 
 
 @dataclass(frozen=True)
@@ -306,10 +299,10 @@ def keras_training_classes() -> _TrainingClasses:
         """The torch backend's ``CollapseWatch``: after every epoch, the predicted patches of a
         fixed sample of groups are judged (:mod:`ptychopinn.diagnostics.collapse`)."""
 
-        def __init__(self, network, diffraction, illuminated, bound: float):
+        def __init__(self, network, diffraction, illuminated, arch: Architecture):
             super().__init__()
             self.network, self.diffraction = network, diffraction
-            self.monitor = CollapseMonitor(illuminated, bound)
+            self.monitor = CollapseMonitor(illuminated, arch.amplitude_bound, arch.phase_bound)
             self.checks: list = []
 
         def on_epoch_end(self, epoch, logs=None):

@@ -70,7 +70,7 @@ def unet_classes():
             self.encoder = shared.Encoder(arch.input_channels, arch.encoder_filters)
             self.bottleneck = ResidualBottleneck(arch.bottleneck_filters)
             self.amplitude = Decoder(arch, "amplitude", shared.activations[arch.amplitude_activation])
-            self.phase = Decoder(arch, "phase", shared.activations["phase"])
+            self.phase = Decoder(arch, "phase", shared.activations[arch.phase_activation])
 
         def named_convs(self) -> list:
             return [*self.encoder.convs, *self.bottleneck.convs, *self.amplitude.named_convs(),

@@ -18,7 +18,13 @@ from ptychopinn.backends.torch.features import (
     input_features,
     per_sample_filters,
 )
-from ptychopinn.config import AmplitudeActivation, GeneratorKind, HeadKind, InputMode
+from ptychopinn.config import (
+    AmplitudeActivation,
+    GeneratorKind,
+    HeadKind,
+    InputMode,
+    PhaseActivation,
+)
 from ptychopinn.model.architecture import Architecture
 from ptychopinn.model.physics_layer import (
     ForwardOutput,
@@ -101,8 +107,16 @@ def _pi_tanh(x: torch.Tensor) -> torch.Tensor:
     return math.pi * torch.tanh(x)
 
 
+def _linear(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
 def amplitude_activation(arch: Architecture):
     return _scaled_sigmoid if arch.amplitude_activation is AmplitudeActivation.scaled_sigmoid else torch.sigmoid
+
+
+def phase_activation(arch: Architecture):
+    return _pi_tanh if arch.phase_activation is PhaseActivation.pi_tanh else _linear
 
 
 class PatchGenerator(nn.Module):
@@ -148,7 +162,7 @@ class Generator(PatchGenerator):
         self.encoder = Encoder(arch.input_channels, arch.encoder_filters)
         bottleneck = arch.encoder_filters[-1]
         self.amplitude = Decoder(arch, bottleneck, amplitude_activation(arch))
-        self.phase = Decoder(arch, bottleneck, _pi_tanh)
+        self.phase = Decoder(arch, bottleneck, phase_activation(arch))
         self.use_memory_format(self.default_memory_format)
 
     def amplitude_and_phase(self, diffraction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

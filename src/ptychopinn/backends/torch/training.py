@@ -23,7 +23,7 @@ from ptychopinn.backends.torch.data_module import GroupDataset, make_loader
 from ptychopinn.backends.torch.lightning_module import PINNModule
 from ptychopinn.backends.torch.model import PtychoPINN
 from ptychopinn.backends.torch.probe import LearnedProbe
-from ptychopinn.config import AmplitudeActivation, Settings, TrainingConfig
+from ptychopinn.config import Settings, TrainingConfig
 from ptychopinn.data.grouped import GroupedScan, split_groups
 from ptychopinn.diagnostics.collapse import CollapseCheck, CollapseMonitor, illuminated_pixels
 from ptychopinn.model.architecture import Architecture
@@ -93,9 +93,9 @@ class CollapseWatch(Callback):
     """After every training epoch, judges the predicted patches of a fixed sample of groups
     (:mod:`ptychopinn.diagnostics.collapse`) and warns when they have collapsed or saturated."""
 
-    def __init__(self, diffraction: np.ndarray, illuminated: np.ndarray, amplitude_bound: float):
+    def __init__(self, diffraction: np.ndarray, illuminated: np.ndarray, arch: Architecture):
         self.diffraction = torch.from_numpy(diffraction)
-        self.monitor = CollapseMonitor(illuminated, amplitude_bound)
+        self.monitor = CollapseMonitor(illuminated, arch.amplitude_bound, arch.phase_bound)
         self.checks: list[CollapseCheck] = []
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -114,8 +114,7 @@ class CollapseWatch(Callback):
 def collapse_watch(grouped: GroupedScan, train_idx: np.ndarray, probe: np.ndarray, arch: Architecture
                    ) -> CollapseWatch:
     sample = np.asarray(train_idx)[:COLLAPSE_SAMPLE_GROUPS]
-    bound = 2.0 if arch.amplitude_activation is AmplitudeActivation.scaled_sigmoid else 1.0
-    return CollapseWatch(grouped.diffraction(sample), illuminated_pixels(probe), bound)
+    return CollapseWatch(grouped.diffraction(sample), illuminated_pixels(probe), arch)
 
 
 class FinalDecay(Callback):

@@ -17,8 +17,8 @@ from ptychopinn.backends.torch import ops
 from ptychopinn.backends.torch.model import (
     PatchGenerator,
     _conv_pair,
-    _pi_tanh,
     amplitude_activation,
+    phase_activation,
 )
 from ptychopinn.config import HeadKind
 from ptychopinn.model.architecture import Architecture
@@ -108,7 +108,7 @@ class UNetGenerator(PatchGenerator):
         self.encoder = UNetEncoder(arch.input_channels, arch.encoder_filters)
         self.bottleneck = ResidualBottleneck(arch.bottleneck_filters)
         self.amplitude = UNetDecoder(arch, amplitude_activation(arch))
-        self.phase = UNetDecoder(arch, _pi_tanh)
+        self.phase = UNetDecoder(arch, phase_activation(arch))
         self.use_memory_format(self.default_memory_format)
 
     def amplitude_and_phase(self, diffraction: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
