@@ -105,7 +105,9 @@ def run(name: str, seen, truth, args: argparse.Namespace, out: Path) -> dict:
     seconds = time.perf_counter() - start
     scores = evaluate(reconstruct(summary.model, seen), truth)
     return {
-        "run": name, "generator": args.generator, "epochs_run": summary.epochs_run,
+        "run": name, "generator": args.generator,
+        "phase_activation": summary.model.settings.model.phase_activation.value,
+        "epochs_run": summary.epochs_run,
         "train_seconds": round(seconds, 1),
         "of_which_refinement_seconds": refine_seconds,
         "phase_ssim": scores["phase_ssim"], "amplitude_ssim": scores["amplitude_ssim"],
@@ -116,8 +118,6 @@ def run(name: str, seen, truth, args: argparse.Namespace, out: Path) -> dict:
 
 
 SETTINGS = ("patterns", "epochs", "n_filters_scale", "gridsize", "probe_learning_rate")
-# the generator of runs recorded before --generator existed
-EARLIER_GENERATOR = "cnn"
 
 
 def main() -> None:
@@ -176,12 +176,10 @@ def record(results: dict) -> None:
     same = all(previous.get(key) == results[key] for key in SETTINGS)
     runs = {}
     for run in previous.get("runs", []) if same else []:
-        run = {**run, "generator": run.get("generator", EARLIER_GENERATOR)}
         runs[run["generator"], run["run"]] = run
     for run_result in results["runs"]:
-        generator = run_result.get("generator", results.get("generator", EARLIER_GENERATOR))
-        runs[generator, run_result["run"]] = {**run_result, "generator": generator,
-                                              "command": command_of(results, run_result["run"], generator)}
+        generator = run_result["generator"]
+        runs[generator, run_result["run"]] = {**run_result, "command": command_of(results, run_result["run"], generator)}
     payload = {key: results[key] for key in (*SETTINGS, "guess_similarity_to_truth")}
     payload["runs"] = list(runs.values())
     write_results("network_partial_coherence", payload, markdown(payload))
@@ -193,10 +191,12 @@ def markdown(payload: dict) -> str:
              f"{payload['n_filters_scale']}, {payload['epochs']} epochs (after the curriculum's), probe step "
              f"{payload['probe_learning_rate']:g}; the guess's similarity to the true mode 0: "
              f"{payload['guess_similarity_to_truth']:.3f}.", "",
-             "| run | generator | phase SSIM | amplitude SSIM | learned mode 0 vs truth | modes | train s | command |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| run | generator | phase activation | phase SSIM | amplitude SSIM | learned mode 0 vs truth | modes | "
+             "train s | command |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for run_result in payload["runs"]:
-        lines.append(f"| {run_result['run']} | {run_result['generator']} | {run_result['phase_ssim']:.3f} | "
+        lines.append(f"| {run_result['run']} | {run_result['generator']} | {run_result['phase_activation']} | "
+                     f"{run_result['phase_ssim']:.3f} | "
                      f"{run_result['amplitude_ssim']:.3f} | "
                      f"{run_result['mode0_similarity_to_truth']:.3f} | {run_result['probe_modes']} | "
                      f"{run_result['train_seconds']:.0f} | `{run_result['command']}` |")
