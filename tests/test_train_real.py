@@ -256,9 +256,11 @@ def test_the_collapse_check_flags_flat_and_saturated_patches_not_structured_ones
     flat_check = flat.update(np.full((8, N, N), 0.7), np.full((8, N, N), 0.1)).finish(3)
     assert flat_check.collapsed and not flat_check.saturated
     assert flat_check.message().startswith("epoch 3: the predicted patches have collapsed")
+    assert "--phase-activation" not in flat_check.message()  # nothing saturated: the head is not the remedy
     pinned = CollapseMonitor(illuminated_pixels(probe), 2.0)
     pinned_check = pinned.update(np.abs(patches), np.full((8, N, N), -math.pi * 0.999)).finish(1)
     assert pinned_check.saturated and pinned_check.phase_saturated_fraction == 1.0
+    assert "(100% of the phase at ±π)" in pinned_check.message()  # the amplitude, at no bound, unmentioned
 
 
 def test_the_collapse_check_measures_the_phase_about_each_patchs_own_global_phase():
@@ -316,4 +318,5 @@ def test_training_warns_when_the_phase_head_is_pinned_at_minus_pi(tiny_scan, tmp
     with caplog.at_level(logging.WARNING):
         _, result = _train_stage(tiny_scan, settings, tmp_path / "pinned", initial_weights=weights)
     assert result.collapse_warnings and "phase at ±π" in result.collapse_warnings[0]
+    assert "--phase-activation linear" in result.collapse_warnings[0]
     assert any("the activations are saturated" in r.getMessage() for r in caplog.records)

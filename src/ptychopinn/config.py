@@ -67,8 +67,10 @@ class AmplitudeActivation(str, Enum):
 class PhaseActivation(str, Enum):
     """The phase head's output function (docs/design/spec.md#model)."""
 
-    linear = "linear"  # φ = x, unbounded: the patch A·e^{iφ} is periodic in φ, so a free global phase has no bound to stick to
-    pi_tanh = "pi_tanh"  # φ = π·tanh(x) (the predecessor's, and every bundle's before the setting existed)
+    # φ = x, unbounded: the patch A·e^{iφ} is periodic in φ, so a free global phase has no bound to stick to
+    linear = "linear"
+    # φ = π·tanh(x): the predecessor's, and every bundle's written before the setting existed
+    pi_tanh = "pi_tanh"
 
 
 class GeneratorKind(str, Enum):

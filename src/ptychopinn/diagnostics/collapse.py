@@ -6,9 +6,9 @@ improving. After every epoch training looks at the predicted patches of a fixed 
 over the pixels the probe lights (elsewhere nothing constrains the network):
 
 * the within-patch variance of the amplitude (``var_zero_mean``, relative to the squared mean)
-  and of the phase, taken about each patch's amplitude-weighted circular mean phase (a patch's global phase is free
-  and may sit anywhere on the circle, ±π included, without being spread): both near zero means
-  the patches carry no structure (collapse);
+  and of the phase, taken about each patch's amplitude-weighted circular mean phase (a patch's
+  global phase is free and may sit anywhere on the circle, ±π included, without being spread):
+  both near zero means the patches carry no structure (collapse);
 * the fraction of amplitudes within SATURATION_MARGIN of the activation's bounds and, for a
   bounded phase head (π · tanh), of phase values within it of ±π: the activation is saturated
   there and its gradient vanishes. The linear phase head has no bound to saturate at.
@@ -65,12 +65,16 @@ class CollapseCheck:
             problems.append(f"the predicted patches have collapsed to flat patches (relative amplitude variance "
                             f"{self.amplitude_relative_variance:.2g}, phase variance {self.phase_variance:.2g} rad²)")
         if self.saturated:
-            problems.append(f"the activations are saturated ({self.phase_saturated_fraction:.0%} of the phase "
-                            f"at ±π, {self.amplitude_saturated_fraction:.0%} of the amplitude at its bounds)")
+            shares = [f"{share:.0%} of the {what}" for share, what in (
+                (self.phase_saturated_fraction, "phase at ±π"),
+                (self.amplitude_saturated_fraction, "amplitude at its bounds")) if share > 0]
+            problems.append(f"the activations are saturated ({', '.join(shares)})")
         if not problems:
             return ""
-        return (f"epoch {self.epoch}: " + "; ".join(problems) + ": the network is not reconstructing; try "
-                "--learn-probe, --probe-modes K, a lower --lr, or refine (refine --init flat)")
+        # only the bounded π·tanh head can pin the phase at ±π; the linear head has no bound
+        remedy = "--phase-activation linear, " if self.phase_saturated_fraction > SATURATED_ABOVE else ""
+        return (f"epoch {self.epoch}: " + "; ".join(problems) + f": the network is not reconstructing; try "
+                f"{remedy}--learn-probe, --probe-modes K, a lower --lr, or refine (refine --init flat)")
 
     def as_dict(self) -> dict:
         return {**asdict(self), "collapsed": self.collapsed, "saturated": self.saturated}
