@@ -66,24 +66,16 @@ def build_scales(scan: Scan, settings: Settings) -> ScaleContract:
         probe_scale=settings.physics.probe_scale,
         probe_mask=settings.physics.probe_mask,
         nphotons=settings.physics.nphotons,
+        valid=scan.valid_pixels,  # a hot pixel would set the scales
     )
 
 
 def training_inputs(scan: Scan, settings: Settings) -> tuple[GroupedScan, ScaleContract, np.ndarray]:
     """What training on ``scan`` sees: its groups, its scale contract and its normalised probe,
     (N, N), or (K, N, N) incoherent modes (:func:`training_probe`). Bad detector pixels read 0
-    in the network's input and the scales, and the losses leave them out (docs/design/spec.md#loss)."""
-    scan = without_bad_pixels(scan)
+    in the network's input (:class:`GroupedScan`) and stay out of the scales, and the losses leave
+    them out (docs/design/spec.md#loss)."""
     return (GroupedScan.build(scan, settings.data), build_scales(scan, settings), training_probe(scan, settings))
-
-
-def without_bad_pixels(scan: Scan) -> Scan:
-    """``scan`` with its bad pixels set to 0: their values are garbage (a hot pixel would set the
-    input scale), and 0 is what the network sees where the detector measured nothing."""
-    if scan.bad_pixels is None:
-        return scan
-    diffraction = np.where(scan.bad_pixels, np.float32(0), scan.diffraction).astype(np.float32)
-    return dataclasses.replace(scan, diffraction=diffraction)
 
 
 def training_probe(scan: Scan, settings: Settings) -> np.ndarray:
@@ -324,7 +316,7 @@ def uses_learned_probe(model: TrainedModel, scan: Scan) -> bool:
     if model.probe_guess_digest is None:
         return False
     try:
-        guess = training_probe(without_bad_pixels(scan), model.settings)
+        guess = training_probe(scan, model.settings)
     except ValueError:  # more modes than the model has: not the guess it learned from
         return False
     return probe_digest(guess) == model.probe_guess_digest

@@ -27,11 +27,11 @@ def mean_total_counts(diffraction: np.ndarray, valid: np.ndarray | None = None) 
     if valid is None:
         x = np.asarray(diffraction, dtype=np.float64)
         return float(np.mean(np.sum(x**2, axis=(-2, -1)).reshape(-1)))
-    total = 0.0
-    for start in range(0, len(diffraction), COUNTS_CHUNK):  # a lazily read scan is never held whole
-        patterns = np.asarray(diffraction[start : start + COUNTS_CHUNK], dtype=np.float64)
-        total += float(np.sum(patterns**2 * valid))
-    return total / len(diffraction)
+    # pattern by pattern, as above, so that garbage masked here and zeros in its place sum alike;
+    # a chunk at a time, so that a lazily read scan is never held whole
+    energies = [np.sum(np.asarray(diffraction[start : start + COUNTS_CHUNK], dtype=np.float64) ** 2 * valid,
+                       axis=(-2, -1)).reshape(-1) for start in range(0, len(diffraction), COUNTS_CHUNK)]
+    return float(np.mean(np.concatenate(energies)))
 
 
 def input_scale(diffraction: np.ndarray, valid: np.ndarray | None = None) -> float:
@@ -73,13 +73,15 @@ class ScaleContract:
         probe_scale: float = 4.0,
         probe_mask: bool = False,
         nphotons: float | None = None,
+        valid: np.ndarray | None = None,
     ) -> ScaleContract:
-        """Build the contract from training amplitudes.
+        """Build the contract from training amplitudes, over the ``valid`` detector pixels ((N, N)
+        bool; None: all).
 
         ``nphotons`` overrides the measured n̄ only for data that are not in counts.
         """
         n = int(np.shape(diffraction)[-1])
-        measured = mean_total_counts(diffraction)
+        measured = mean_total_counts(diffraction, valid)
         mean_counts = float(nphotons) if nphotons is not None else measured
         if not mean_counts > 0:
             raise ValueError(f"mean counts per pattern must be positive, got {mean_counts}")
@@ -87,7 +89,7 @@ class ScaleContract:
             patch_size=n,
             probe_scale=float(probe_scale),
             probe_mask=bool(probe_mask),
-            input_scale=input_scale(diffraction),
+            input_scale=input_scale(diffraction, valid),
             mean_counts=mean_counts,
             photon_scale=math.sqrt(mean_counts) / (n / 2),
         )
