@@ -20,7 +20,11 @@ minus half a patch on each side), jitter 0.15 × the step, N = the model's patch
 
 Per case: the one pass's phase and amplitude SSIM, phase PSNR and FRC 0.5 / half-bit cutoffs
 (ptychopinn.evaluate, fractions of Nyquist), its wall time (best of --repeats calls after a first
-one, stitching included) and patterns/s; then refinement in chunks of --chunk-passes passes from the
+one, stitching included) and patterns/s; the same scores of the network's fixed input alone (each
+pattern's back-projected estimate, ptychopinn.physics.backprojection, stitched as the network's
+patches are: what the network adds is its one pass minus this); the object's phase span (1st to
+99th percentile, rad: phase SSIM is scored against that range, so a weak phase object's small
+low-frequency errors weigh heavily); then refinement in chunks of --chunk-passes passes from the
 network's result (up to --network-cap passes, stopped at phase SSIM 0.95) and from a flat object
 (always to --flat-cap passes: "refinement from flat run to convergence"), scored after every chunk.
 Each chunk is one ``refine`` call with the default options (optimiser chosen by the dose), started
@@ -54,9 +58,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine_description, print_json, timed, write_results  # noqa: E402
 
 from ptychopinn.api import evaluate, reconstruct  # noqa: E402
+from ptychopinn.config import InferenceConfig  # noqa: E402
 from ptychopinn.model.general import effective_area_fraction  # noqa: E402
 from ptychopinn.model.trained import TrainedModel, load_model  # noqa: E402
+from ptychopinn.physics.backprojection import backproject  # noqa: E402
 from ptychopinn.reconstruction.refine import RefineOptions, refine  # noqa: E402
+from ptychopinn.reconstruction.stitch import Stitcher  # noqa: E402
 from ptychopinn.simulation import families  # noqa: E402
 from ptychopinn.simulation.simulate import simulate  # noqa: E402
 
@@ -202,6 +209,27 @@ def one_pass(model: TrainedModel, scan, repeats: int):
     return result, {**scores(result, scan), **timing}
 
 
+def backprojection_alone(inference: InferenceConfig, scan):
+    """The network's fixed input alone, no network: each pattern's back-projected estimate under
+    the scan's probe (bad pixels at 0, as the network reads them), stitched with the model's
+    ``inference`` weighting and the per-pattern phase alignment that
+    :func:`ptychopinn.api.reconstruct` uses at C = 1. Its real scale is left as it comes: scores
+    fit the amplitude's scale."""
+    amplitudes = np.asarray(scan.diffraction, dtype=np.float64)
+    if scan.valid_pixels is not None:
+        amplitudes = amplitudes * scan.valid_pixels
+    stitcher = Stitcher(scan.positions_xy, scan.patch_size, crop=inference.stitch_crop,
+                        weighting=inference.stitch_weighting.value, probe=scan.probe, align_phase=True)
+    stitcher.add(backproject(amplitudes, scan.probe), scan.positions_xy)
+    return stitcher.result()
+
+
+def phase_span(scan) -> float:
+    """The object's phase range, 1st to 99th percentile (rad)."""
+    low, high = np.percentile(np.angle(scan.object), [1, 99])
+    return round(float(high - low), 3)
+
+
 def chunked_refinement(scan, start, start_scores: dict | None, config: RunConfig, cap: int,
                        stop_at: float | None) -> dict:
     """Refine ``start`` (None: flat) ``config.chunk_passes`` passes at a time up to ``cap``,
@@ -257,8 +285,10 @@ def run_case(model: TrainedModel, spec: CaseSpec, config: RunConfig) -> dict:
     comparison = {f"network_sooner_to_{t}": network_sooner(from_network[f"to_{t}"], from_flat[f"to_{t}"])
                   for t in THRESHOLDS}
     comparison["one_pass_minus_flat_at_cap"] = round(network_scores["phase_ssim"] - from_flat["final_phase_ssim"], 4)
-    return {**asdict(spec), **geometry, "one_pass": network_scores, "from_network": from_network,
-            "from_flat": from_flat, "comparison": comparison}
+    alone = scores(backprojection_alone(model.settings.inference, scan), scan)
+    return {**asdict(spec), **geometry, "phase_span": phase_span(scan), "one_pass": network_scores,
+            "backprojection_alone": alone, "from_network": from_network, "from_flat": from_flat,
+            "comparison": comparison}
 
 
 def scores_only(measured: dict) -> dict:
@@ -292,15 +322,20 @@ def sooner_counts(cases: list[dict]) -> dict:
 
 
 def medians(cases: list[dict]) -> dict:
-    """Per held-out group: the median one-pass scores and patterns/s (float64)."""
+    """Per held-out group: the median one-pass scores and patterns/s, and the median phase SSIM of
+    the back-projection alone (float64)."""
     summary = {}
     for group in MEDIAN_GROUPS:
         members = [c for c in cases if c["group"] == group]
         if members:
             summary[group] = {"cases": len(members), **{
-                key: round(float(np.median(np.array([c["one_pass"][key] for c in members], dtype=np.float64))), 4)
-                for key in (*SCORES, "patterns_per_second")}}
+                key: _median([c["one_pass"][key] for c in members]) for key in (*SCORES, "patterns_per_second")},
+                "backprojection_phase_ssim": _median([c["backprojection_alone"]["phase_ssim"] for c in members])}
     return summary
+
+
+def _median(values: list[float]) -> float:
+    return round(float(np.median(np.array(values, dtype=np.float64))), 4)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -308,7 +343,8 @@ def medians(cases: list[dict]) -> dict:
 # ------------------------------------------------------------------------------------------------
 
 
-TABLE_HEADER = ("| case | group | photons | patterns | step ÷ probe diameter | one pass: phase SSIM | "
+TABLE_HEADER = ("| case | group | photons | patterns | step ÷ probe diameter | object phase span (rad) | "
+                "back-projection alone: phase SSIM | one pass: phase SSIM | "
                 "amplitude SSIM | phase PSNR (dB) | FRC 0.5 (× Nyquist) | patterns/s | network + refine → 0.9 | → 0.95 | "
                 "flat → 0.9 | → 0.95 | flat at its cap | one pass − flat at cap | 0.95 sooner from the network |")
 
@@ -330,7 +366,8 @@ def yes_no(value: bool | None) -> str:
 def case_row(c: dict) -> str:
     p, net, flat = c["one_pass"], c["from_network"], c["from_flat"]
     cells = [c["name"], c["group"], dose(c["photons"]), str(c["patterns"]), f"{c['step_per_diameter']:.2f}",
-             f"{p['phase_ssim']:.3f}", f"{p['amplitude_ssim']:.3f}", f"{p['phase_psnr']:.1f}", f"{p['frc_0_5']:.2f}",
+             f"{c['phase_span']:.2f}", f"{c['backprojection_alone']['phase_ssim']:.3f}", f"{p['phase_ssim']:.3f}",
+             f"{p['amplitude_ssim']:.3f}", f"{p['phase_psnr']:.1f}", f"{p['frc_0_5']:.2f}",
              f"{p['patterns_per_second']:,.0f}", reached(net["to_0.9"], net), reached(net["to_0.95"], net),
              reached(flat["to_0.9"], flat), reached(flat["to_0.95"], flat),
              f"{flat['final_phase_ssim']:.3f} ({flat['passes_run']} passes)",
@@ -339,7 +376,8 @@ def case_row(c: dict) -> str:
 
 
 def median_row(group: str, m: dict) -> str:
-    cells = [f"median, {MEDIAN_GROUPS[group]} ({m['cases']})", "", "", "", "", f"{m['phase_ssim']:.3f}",
+    cells = [f"median, {MEDIAN_GROUPS[group]} ({m['cases']})", "", "", "", "", "",
+             f"{m['backprojection_phase_ssim']:.3f}", f"{m['phase_ssim']:.3f}",
              f"{m['amplitude_ssim']:.3f}", f"{m['phase_psnr']:.1f}", f"{m['frc_0_5']:.2f}",
              f"{m['patterns_per_second']:,.0f}", *[""] * 7]
     return "| " + " | ".join(cells) + " |"

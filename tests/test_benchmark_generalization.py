@@ -96,6 +96,7 @@ def test_quick_run_records_every_case_with_sane_numbers(quick_run):
             assert math.isfinite(one_pass[key]) and -1 <= one_pass[key] <= 1, (case["name"], key)
         assert math.isfinite(one_pass["phase_psnr"]) and 0 <= one_pass["frc_0_5"] <= 1
         assert one_pass["patterns_per_second"] > 0 and case["patterns"] == generalization.QUICK_PATTERNS
+        assert -1 <= case["backprojection_alone"]["phase_ssim"] <= 1 and 0 < case["phase_span"] <= 2 * math.pi
         for run, cap in ((case["from_network"], config.network_cap), (case["from_flat"], config.flat_cap)):
             points = run["curve"]
             assert all(-1 <= p["phase_ssim"] <= 1 for p in points)
@@ -114,6 +115,31 @@ def test_quick_run_records_every_case_with_sane_numbers(quick_run):
     assert {g: m["cases"] for g, m in recorded["medians"].items()} == {"held_out_objects": 6, "held_out_probe": 3}
     held_out = [c["one_pass"]["phase_ssim"] for c in recorded["cases"] if c["group"] == "held_out_objects"]
     assert recorded["medians"]["held_out_objects"]["phase_ssim"] == pytest.approx(np.median(held_out), abs=1e-4)
+    alone = [c["backprojection_alone"]["phase_ssim"] for c in recorded["cases"] if c["group"] == "held_out_probe"]
+    assert recorded["medians"]["held_out_probe"]["backprojection_phase_ssim"] == pytest.approx(np.median(alone), abs=1e-4)
+
+
+def test_the_back_projection_alone_has_no_phase_for_a_flat_object_and_the_object_s_for_a_phase_object():
+    """A flat object's exit wave is the probe itself, whose far-field phase the back-projection
+    borrows: every estimate is |P|²/(|P|² + δ·max|P|²), real and positive, so the stitched
+    estimate has no phase at all. Under a phase object, it shows that object's phase."""
+    from ptychopinn.config import InferenceConfig
+    from ptychopinn.simulation.simulate import simulate
+
+    inference = InferenceConfig(stitch_weighting="probe")
+    probe = families.random_probe("zone_plate", 32, np.random.default_rng(0))
+    flat = simulate(object=np.ones((64, 64), np.complex64), probe=probe, size=64, n=32, step=3.0,
+                    photons=1e12, seed=0)
+    estimate = generalization.backprojection_alone(inference, flat)
+    covered = estimate.coverage > 0
+    assert covered.sum() > 20**2
+    # (not exactly 0: the probe's far-field phase fades out where that field is dark)
+    assert np.abs(np.angle(estimate.object[covered])).max() < 0.01
+
+    obj = families.random_object("siemens_star", 64, np.random.default_rng(1))
+    scan = simulate(object=obj, probe=probe, size=64, n=32, step=3.0, photons=1e12, seed=0)
+    scored = generalization.scores(generalization.backprojection_alone(inference, scan), scan)
+    assert scored["phase_ssim"] > 0.1
 
 
 def test_quick_run_writes_one_table_row_per_case_and_the_medians(quick_run):
@@ -124,3 +150,5 @@ def test_quick_run_writes_one_table_row_per_case_and_the_medians(quick_run):
     assert names[0] == "case"  # the header
     assert names[1:-2] == [c["name"] for c in payload["cases"]]
     assert all(name.startswith("median, ") for name in names[-2:])
+    # every row has the header's columns
+    assert {row.count(" | ") for row in rows} == {rows[0].count(" | ")}
