@@ -37,8 +37,11 @@ def mean_total_counts(diffraction: np.ndarray, valid: np.ndarray | None = None) 
 def input_scale(diffraction: np.ndarray, valid: np.ndarray | None = None) -> float:
     """a = sqrt((N/2)² / mean_patterns Σ X²), so the mean pattern energy of a·X is (N/2)²; the sum
     runs over the ``valid`` detector pixels (None: all), as training sees bad pixels as 0."""
-    n = np.shape(diffraction)[-1]
-    energy = mean_total_counts(diffraction, valid)
+    return _scale_for_energy(np.shape(diffraction)[-1], mean_total_counts(diffraction, valid))
+
+
+def _scale_for_energy(n: int, energy: float) -> float:
+    """a for patterns of side ``n`` whose mean energy is ``energy`` (:func:`input_scale`)."""
     if not energy > 0:
         raise ValueError("diffraction has zero total energy; cannot normalise it")
     return math.sqrt((n / 2) ** 2 / energy)
@@ -89,7 +92,7 @@ class ScaleContract:
             patch_size=n,
             probe_scale=float(probe_scale),
             probe_mask=bool(probe_mask),
-            input_scale=input_scale(diffraction, valid),
+            input_scale=_scale_for_energy(n, measured),  # one pass over the patterns, not two
             mean_counts=mean_counts,
             photon_scale=math.sqrt(mean_counts) / (n / 2),
         )
