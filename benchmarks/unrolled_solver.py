@@ -66,6 +66,7 @@ from generalization import (  # noqa: E402
 )
 
 from ptychopinn.api import evaluate  # noqa: E402
+from ptychopinn.atomic import write_text_atomic  # noqa: E402
 from ptychopinn.backends.torch.extract import extract_patches  # noqa: E402
 from ptychopinn.config import RefineOptions  # noqa: E402
 from ptychopinn.reconstruction.refine import refine  # noqa: E402
@@ -328,9 +329,7 @@ def train(args) -> Path:
         first = int(state["step"])
         print(f"resuming from step {first}", flush=True)
     started = time.perf_counter()
-    with open(out_dir / "metrics.csv", "a") as metrics:
-        if first == 0:
-            metrics.write("step,loss,seconds\n")
+    with open(metrics_up_to(out_dir / "metrics.csv", first), "a") as metrics:
         for step in range(first, args.steps):
             rng = np.random.default_rng([TRAINING_SEED, step])
             optimiser.zero_grad()
@@ -350,6 +349,15 @@ def train(args) -> Path:
                 eta = elapsed / (done - first) * (args.steps - done)
                 print(f"step {done}/{args.steps} loss {loss:.3f} elapsed {elapsed:.0f} s, ETA {eta:.0f} s", flush=True)
     return checkpoint
+
+
+def metrics_up_to(path: Path, first: int) -> Path:
+    """``path`` holding its header and the rows of the steps before ``first``: a run stopped
+    between checkpoints logged steps that its resume repeats."""
+    rows = path.read_text().splitlines()[1:] if first and path.exists() else []
+    kept = [row for row in rows if int(row.split(",")[0]) < first]
+    write_text_atomic(path, "\n".join(["step,loss,seconds", *kept]) + "\n")
+    return path
 
 
 def save_checkpoint(path: Path, solver: UnrolledSolver, optimiser, step: int, args) -> None:

@@ -65,6 +65,8 @@ def test_a_correction_starts_at_zero_on_a_canvas_of_any_size(kind):
 def test_training_resumes_and_evaluation_scores_every_method(tmp_path):
     model_dir = tmp_path / "solver"
     unrolled_solver.main(["train", "--out-dir", str(model_dir), "--steps", "1", *TINY])
+    with open(model_dir / "metrics.csv", "a") as metrics:  # a step logged after the checkpoint, then stopped
+        metrics.write("1,-9.0,1.0\n")
     unrolled_solver.main(["train", "--out-dir", str(model_dir), "--steps", "2", *TINY])
     rows = (model_dir / "metrics.csv").read_text().splitlines()
     assert rows[0] == "step,loss,seconds" and [r.split(",")[0] for r in rows[1:]] == ["0", "1"]
