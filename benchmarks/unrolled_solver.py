@@ -53,7 +53,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, print_json, write_results  # noqa: E402
+from common import RESULTS, add_threads_flag, print_json, use_threads, write_results  # noqa: E402
 from generalization import (  # noqa: E402
     JITTER_PER_STEP,
     MEDIAN_GROUPS,
@@ -68,6 +68,7 @@ from generalization import (  # noqa: E402
 from ptychopinn.api import evaluate  # noqa: E402
 from ptychopinn.atomic import write_text_atomic  # noqa: E402
 from ptychopinn.backends.torch.extract import extract_patches  # noqa: E402
+from ptychopinn.backends.torch.ops import far_field_amplitude  # noqa: E402
 from ptychopinn.config import RefineOptions  # noqa: E402
 from ptychopinn.reconstruction.refine import refine  # noqa: E402
 from ptychopinn.reconstruction.refine.mpie import LIT_FRACTION, PIE_REGULARISATION  # noqa: E402
@@ -77,6 +78,7 @@ from ptychopinn.simulation import families  # noqa: E402
 from ptychopinn.simulation.simulate import simulate  # noqa: E402
 
 TRAINING_SEED = 777
+PLAN_SEED = 0  # the batches' draw: every scan's passes take the same draw, so a run repeats exactly
 PASS_BATCHES = 8  # PIE steps per pass, whatever the scan's size: a training scan's pass is an eval scan's
 UNLEARNED_MOMENTUM = 0.8  # refinement's default heavy-ball momentum
 CHECKPOINT_EVERY = 20
@@ -146,8 +148,7 @@ class PatchAdjoint(torch.autograd.Function):
 
 def misfit(canvas: torch.Tensor, scan: ScanTensors) -> torch.Tensor:
     """Mean squared amplitude error over the valid detector pixels (refinement's amplitude loss)."""
-    patches = extract_patches(canvas, scan.top_left, scan.n)
-    predicted = torch.fft.fftshift(torch.fft.fft2(patches * scan.probe, norm="ortho"), dim=(-2, -1)).abs()
+    predicted = far_field_amplitude(extract_patches(canvas, scan.top_left, scan.n) * scan.probe)
     return torch.sum((predicted - scan.measured) ** 2 * scan.valid) / (len(predicted) * scan.valid.sum())
 
 
@@ -164,13 +165,13 @@ def exit_wave_correction(canvas: torch.Tensor, scan: ScanTensors, batch: torch.T
     return PatchAdjoint.apply(correction, top_left, tuple(scan.start.shape))
 
 
-def pass_plan(scan: ScanTensors, passes: int, seed: int = 0) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+def pass_plan(scan: ScanTensors, passes: int) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
     """Per pass, PASS_BATCHES random batches of positions and each one's step denominator: its
     illumination floored at what a batch of its size lights on average, + the regularisation (as
     :class:`ptychopinn.reconstruction.refine.mpie.PieSteps`)."""
     count = len(scan.top_left)
     size = math.ceil(count / PASS_BATCHES)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(PLAN_SEED)
     intensity = scan.probe.abs().square().to(torch.complex64)
     per_position = scan.illumination / count
     plan = []
@@ -269,13 +270,13 @@ class UnrolledSolver(nn.Module):
         self.momentum = nn.Parameter(torch.full((passes,), UNLEARNED_MOMENTUM))
         self.correction = CORRECTIONS[correction](width, depth) if learned else None
 
-    def forward(self, scan: ScanTensors, seed: int = 0) -> list[torch.Tensor]:
+    def forward(self, scan: ScanTensors) -> list[torch.Tensor]:
         """The canvas after every pass."""
         canvas = scan.start
         lit = scan.illumination / scan.illumination.max()
         velocity = torch.zeros_like(canvas)
         after_pass = []
-        for index, steps in enumerate(pass_plan(scan, self.passes, seed)):
+        for index, steps in enumerate(pass_plan(scan, self.passes)):
             for batch, denominator in steps:
                 step = exit_wave_correction(canvas, scan, batch) / denominator
                 velocity = self.momentum[index] * velocity + self.step_size[index] * step
@@ -484,7 +485,7 @@ def parse_args(argv: list[str] | None):
     scoring.add_argument("--out-name", default=None, help="[unrolled_solver; quick: unrolled_solver_quick]")
     scoring.add_argument("--results-dir", type=Path, default=RESULTS)
     for sub in (training, scoring):
-        sub.add_argument("--threads", type=int, default=None, help="torch CPU threads [torch's own]")
+        add_threads_flag(sub)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.command == "evaluate":
@@ -494,8 +495,7 @@ def parse_args(argv: list[str] | None):
 
 def main(argv: list[str] | None = None):
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     return train(args) if args.command == "train" else evaluate_cases(args)
 
 
